@@ -1,0 +1,5 @@
+"""`python -m oncallm` runs the CLI."""
+
+from oncallm.cli import app
+
+app()

@@ -1,0 +1,63 @@
+"""The FastAPI app factory: wires settings, storage, routes and the embedded worker.
+
+Kept thin on purpose: everything it assembles lives in its own module. The lifespan opens
+the database, applies migrations when configured to, and runs the in-process worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from oncallm import __version__
+from oncallm.api.middleware import RequestContextMiddleware
+from oncallm.api.problems import install_problem_handlers
+from oncallm.api.routes import alerts, ingest, ops
+from oncallm.api.state import AppState
+from oncallm.config import Settings
+from oncallm.jobs.worker import Worker
+from oncallm.store import migrate
+from oncallm.store.db import Database
+
+log = structlog.get_logger("oncallm")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database)
+        state = AppState(settings=settings, db=db)
+        app.state.oncallm = state
+        if settings.server.migrate_on_start:
+            await migrate.upgrade(db)
+        stop = asyncio.Event()
+        if settings.server.embedded_worker:
+            state.worker = Worker(db, settings.jobs, wakeup=state.worker_wakeup)
+            state.worker_task = asyncio.create_task(state.worker.run(stop))
+        log.info("oncallm ready", base_url=settings.server.public_url, version=__version__)
+        try:
+            yield
+        finally:
+            stop.set()
+            if state.worker_task is not None:
+                await state.worker_task
+            await db.dispose()
+
+    app = FastAPI(
+        title="OncallM",
+        version=__version__,
+        description="On-call copilot for Kubernetes: Alertmanager in, evidence-backed "
+        "root cause out. Errors are `application/problem+json` (RFC 9457).",
+        lifespan=lifespan,
+        max_body_size=settings.server.max_body_bytes,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)
+    app.include_router(ingest.router)
+    app.include_router(alerts.router)
+    app.include_router(ops.router)
+    return app

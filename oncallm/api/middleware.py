@@ -1,0 +1,97 @@
+"""ASGI middleware: request ids and HTTP latency metrics.
+
+Plain ASGI rather than BaseHTTPMiddleware: it adds little to the request path, which
+matters on the ingest hot path. A declared ``Content-Length`` over the body limit is
+refused here with a problem document before anything is read; chunked bodies are cut
+off by FastAPI's own ``max_body_size`` as soon as they pass the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oncallm.api.problems import INGEST_PATHS, PROBLEM_BASE, PROBLEM_JSON
+from oncallm.observability import HTTP_LATENCY, NOTIFICATIONS_REJECTED
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        offered = ""
+        declared_length = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+            elif name == b"content-length":
+                declared_length = value
+        # A caller's id is kept only if it is safe to echo into logs and headers.
+        request_id = offered if _REQUEST_ID_RE.match(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            if declared_length.isdigit() and int(declared_length) > self.max_body_bytes:
+                await self._refuse_too_large(scope, send_with_id, request_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_LATENCY.labels(template, scope["method"], str(status)).observe(
+                time.perf_counter() - started
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _refuse_too_large(self, scope: Scope, send: Send, request_id: str) -> None:
+        if scope["path"] in INGEST_PATHS:
+            NOTIFICATIONS_REJECTED.labels("payload-too-large").inc()
+        payload = json.dumps(
+            {
+                "type": PROBLEM_BASE + "payload-too-large",
+                "title": "Request body too large",
+                "status": 413,
+                "detail": f"request body exceeds the {self.max_body_bytes}-byte limit "
+                "(server.max_body_bytes)",
+                "instance": scope["path"],
+                "request_id": request_id,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    # The unread body is left on the socket; the connection cannot be reused.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,72 @@
+"""Read API: alerts, one alert with its history and triage, one triage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from oncallm.api.schemas import AlertDetail, AlertPage, Problem, TriageWithAlert
+from oncallm.api.state import AppState, app_state
+from oncallm.errors import NotFound
+from oncallm.ingest.alertmanager import FINGERPRINT_PATTERN
+from oncallm.store import queries
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 404, 422)
+}
+
+
+@router.get("/alerts", response_model=AlertPage, responses=_ERRORS, summary="List alerts")
+async def list_alerts(
+    state: Annotated[AppState, Depends(app_state)],
+    status: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
+    alertname: Annotated[str | None, Query(max_length=255)] = None,
+    namespace: Annotated[str | None, Query(max_length=255)] = None,
+    severity: Annotated[str | None, Query(max_length=64)] = None,
+    cluster: Annotated[str | None, Query(max_length=255)] = None,
+    since: Annotated[
+        datetime | None, Query(description="Only occurrences that started at or after this.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    flt = queries.AlertFilter(status, alertname, namespace, severity, cluster, since)
+    items, next_cursor = await queries.list_alerts(state.db, flt, limit, cursor, state.base_url)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/alerts/{fingerprint}",
+    response_model=AlertDetail,
+    responses=_ERRORS,
+    summary="One alert: latest occurrence, history, timeline and triage",
+)
+async def get_alert(
+    state: Annotated[AppState, Depends(app_state)],
+    fingerprint: Annotated[str, Path(pattern=FINGERPRINT_PATTERN)],
+) -> dict[str, Any]:
+    alert = await queries.get_alert(state.db, fingerprint, state.base_url)
+    if alert is None:
+        raise NotFound(f"no alert with fingerprint {fingerprint} has been received")
+    return alert
+
+
+@router.get(
+    "/triages/{triage_id}",
+    response_model=TriageWithAlert,
+    responses=_ERRORS,
+    summary="One triage: status, targets and result",
+)
+async def get_triage(
+    state: Annotated[AppState, Depends(app_state)],
+    triage_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> dict[str, Any]:
+    triage = await queries.get_triage(state.db, triage_id, state.base_url)
+    if triage is None:
+        raise NotFound(f"no triage with id {triage_id}")
+    return triage

@@ -1,0 +1,143 @@
+"""Alertmanager webhook ingest: `POST /api/v1/alerts/alertmanager` (and `/webhook`).
+
+Answers 202 once the notification is committed and before any triage work starts; the
+worker is merely woken. Optional shared-secret auth matches what Alertmanager's
+``http_config`` sends (``authorization`` bearer credentials or ``basic_auth``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from oncallm.api.schemas import AcceptedAlert, IngestAccepted, Problem
+from oncallm.api.state import AppState, app_state
+from oncallm.config import WebhookAuthMode, WebhookSettings
+from oncallm.errors import Unauthorized
+from oncallm.ingest.alertmanager import AlertmanagerWebhook, IngestLimits, normalise
+from oncallm.observability import (
+    DUPLICATES_ABSORBED,
+    NOTIFICATIONS_RECEIVED,
+    OCCURRENCES_CREATED,
+)
+from oncallm.store.ingest import record_notification
+
+router = APIRouter(tags=["ingest"])
+log = structlog.get_logger("oncallm.ingest")
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 413, 422, 503)
+}
+
+
+def _check_auth(request: Request, settings: WebhookSettings) -> None:
+    if settings.auth is WebhookAuthMode.none:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if settings.auth is WebhookAuthMode.bearer:
+        assert settings.token is not None
+        expected = settings.token.get_secret_value()
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode(), expected.encode()
+        ):
+            return
+        raise Unauthorized("a valid bearer token is required (webhook.auth=bearer)")
+    assert settings.password is not None
+    assert settings.username is not None
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        user_ok = hmac.compare_digest(user.encode(), settings.username.encode())
+        password_ok = hmac.compare_digest(
+            password.encode(), settings.password.get_secret_value().encode()
+        )
+        if user_ok and password_ok:
+            return
+    raise Unauthorized("valid basic auth credentials are required (webhook.auth=basic)")
+
+
+def webhook_auth(request: Request, state: Annotated[AppState, Depends(app_state)]) -> None:
+    _check_auth(request, state.settings.webhook)
+
+
+async def _ingest(payload: AlertmanagerWebhook, request: Request, state: AppState) -> JSONResponse:
+    webhook = state.settings.webhook
+    notification = normalise(
+        payload,
+        IngestLimits(webhook.max_alerts, webhook.max_labels, webhook.max_value_bytes),
+    )
+    body = await request.body()  # cached by Starlette; already read for validation
+    outcome = await record_notification(
+        state.db, notification, body, state.settings.jobs.max_attempts
+    )
+    NOTIFICATIONS_RECEIVED.labels(notification.source).inc()
+    if outcome.duplicate_notification:
+        DUPLICATES_ABSORBED.labels("notification").inc()
+    else:
+        OCCURRENCES_CREATED.inc(len(outcome.created))
+        if outcome.unchanged:
+            DUPLICATES_ABSORBED.labels("alert").inc(outcome.unchanged)
+    if outcome.jobs_enqueued:
+        state.worker_wakeup.set()
+    log.info(
+        "notification received",
+        receiver=notification.receiver,
+        alerts=len(notification.alerts),
+        created=len(outcome.created),
+        resolved=len(outcome.resolved),
+        duplicate=outcome.duplicate_notification,
+    )
+    accepted = IngestAccepted(
+        alerts=[
+            AcceptedAlert(
+                fingerprint=a.fingerprint,
+                alertname=a.alertname,
+                url=f"{state.base_url}/alerts/{a.fingerprint}",
+            )
+            for a in notification.alerts
+        ],
+        duplicate=outcome.duplicate_notification,
+    )
+    return JSONResponse(accepted.model_dump(), status_code=202)
+
+
+@router.post(
+    "/api/v1/alerts/alertmanager",
+    status_code=202,
+    response_model=IngestAccepted,
+    responses=_ERRORS,
+    dependencies=[Depends(webhook_auth)],
+    summary="Receive an Alertmanager webhook notification (payload version 4)",
+)
+async def ingest_alertmanager(
+    payload: AlertmanagerWebhook,
+    request: Request,
+    state: Annotated[AppState, Depends(app_state)],
+) -> JSONResponse:
+    return await _ingest(payload, request, state)
+
+
+@router.post(
+    "/webhook",
+    status_code=202,
+    response_model=IngestAccepted,
+    responses=_ERRORS,
+    dependencies=[Depends(webhook_auth)],
+    summary="Alias of /api/v1/alerts/alertmanager for existing OncallM setups",
+)
+async def ingest_webhook_alias(
+    payload: AlertmanagerWebhook,
+    request: Request,
+    state: Annotated[AppState, Depends(app_state)],
+) -> JSONResponse:
+    return await _ingest(payload, request, state)

@@ -1,0 +1,263 @@
+"""The `oncallm` command line: thin commands over the modules that do the work.
+
+Errors a user can cause (bad config, unreachable database) print one readable line and
+exit non-zero; stack traces are for bugs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oncallm import __version__
+from oncallm.config import Settings, describe_settings, load_settings, render_config_docs
+from oncallm.errors import OncallmError
+from oncallm.observability import configure_logging
+
+app = typer.Typer(
+    name="oncallm",
+    help="OncallM: on-call copilot for Kubernetes alerts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: $ONCALLM_CONFIG). Environment variables override it.",
+        exists=False,
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn OncallM errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OncallmError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.detail}", highlight=False)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(config: Path | None) -> Settings:
+    settings = load_settings(config)
+    configure_logging(settings.log)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+@app.command()
+def version() -> None:
+    """Print the OncallM version."""
+    console.print(f"oncallm {__version__}")
+
+
+@app.command()
+@user_errors
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (server.port).")] = None,
+    migrate: Annotated[
+        bool | None, typer.Option("--migrate/--no-migrate", help="Migrate on start.")
+    ] = None,
+    worker: Annotated[
+        bool | None,
+        typer.Option("--worker/--no-worker", help="Run triage workers in this process."),
+    ] = None,
+) -> None:
+    """Run the HTTP server (API, webhook, pages) and, by default, an in-process worker."""
+    from oncallm.server import run_server
+
+    settings = _settings(config)
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if migrate is not None:
+        overrides["migrate_on_start"] = migrate
+    if worker is not None:
+        overrides["embedded_worker"] = worker
+    if overrides:
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update=overrides)}
+        )
+    run_server(settings)
+
+
+@app.command()
+@user_errors
+def worker(
+    config: ConfigOption = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs run at once (jobs.concurrency).")
+    ] = None,
+) -> None:
+    """Run triage workers only (scale out next to `serve --no-worker` on PostgreSQL)."""
+    from oncallm.jobs.worker import Worker
+    from oncallm.store import migrate
+    from oncallm.store.db import Database
+
+    settings = _settings(config)
+    if concurrency is not None:
+        settings = settings.model_copy(
+            update={"jobs": settings.jobs.model_copy(update={"concurrency": concurrency})}
+        )
+
+    async def main() -> None:
+        db = Database(settings.database)
+        try:
+            await db.ping()
+            current = await migrate.current_revision(db)
+            if current != migrate.head_revision():
+                raise OncallmError(
+                    f"database schema is at {current or 'empty'}, not "
+                    f"{migrate.head_revision()}: run `oncallm db upgrade` first"
+                )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await Worker(db, settings.jobs).run(stop)
+        finally:
+            await db.dispose()
+
+    _run(main())
+
+
+@db_app.command("upgrade")
+@user_errors
+def db_upgrade(
+    config: ConfigOption = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Apply schema migrations (up to head by default)."""
+    from oncallm.store import migrate
+    from oncallm.store.db import Database
+
+    settings = _settings(config)
+
+    async def main() -> None:
+        db = Database(settings.database)
+        try:
+            await db.ping()
+            await migrate.upgrade(db, revision)
+            console.print(f"database at revision {await migrate.current_revision(db)}")
+        finally:
+            await db.dispose()
+
+    _run(main())
+
+
+@db_app.command("downgrade")
+@user_errors
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    config: ConfigOption = None,
+) -> None:
+    """Revert schema migrations to REVISION."""
+    from oncallm.store import migrate
+    from oncallm.store.db import Database
+
+    settings = _settings(config)
+
+    async def main() -> None:
+        db = Database(settings.database)
+        try:
+            await db.ping()
+            await migrate.downgrade(db, revision)
+            console.print(f"database at revision {await migrate.current_revision(db) or 'base'}")
+        finally:
+            await db.dispose()
+
+    _run(main())
+
+
+@db_app.command("current")
+@user_errors
+def db_current(config: ConfigOption = None) -> None:
+    """Print the schema revision of the database and the head this version expects."""
+    from oncallm.store import migrate
+    from oncallm.store.db import Database
+
+    settings = _settings(config)
+
+    async def main() -> None:
+        db = Database(settings.database)
+        try:
+            await db.ping()
+            current = await migrate.current_revision(db)
+            console.print(f"current: {current or 'empty'}\nhead:    {migrate.head_revision()}")
+        finally:
+            await db.dispose()
+
+    _run(main())
+
+
+@config_app.command("show")
+@user_errors
+def config_show(
+    config: ConfigOption = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Print the effective configuration, secrets masked, with where each value came from."""
+    settings = load_settings(config)
+    rows = describe_settings(settings, config)
+    if output == "json":
+        data = {r.key: {"value": r.value, "source": r.source} for r in rows}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if output != "table":
+        raise OncallmError(f"--format must be table or json, not {output!r}")
+    table = Table(title="OncallM effective configuration")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    table.add_column("source", style="dim")
+    for row in rows:
+        table.add_row(row.key, row.value, row.source)
+    console.print(table)
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the configuration reference (docs/configuration.md) generated from the model."""
+    sys.stdout.write(render_config_docs())
+
+
+@app.command()
+@user_errors
+def demo(config: ConfigOption = None) -> None:
+    """Start OncallM on its defaults, post the bundled sample alerts, print the URLs to open."""
+    from oncallm.server import run_demo
+
+    run_demo(_settings(config))

@@ -1,0 +1,68 @@
+"""The one exception hierarchy of OncallM.
+
+Every error a user can meet is declared here, so the API's problem+json mapping and the
+CLI's one-line messages have a single place to look. Each class carries the HTTP status
+and a stable problem ``type`` slug used in ``application/problem+json`` responses.
+"""
+
+from __future__ import annotations
+
+
+class OncallmError(Exception):
+    """Base of every error OncallM raises on purpose."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigError(OncallmError):
+    """The configuration file or environment is invalid."""
+
+    status = 500
+    slug = "config-error"
+    title = "Invalid configuration"
+
+
+class NotFound(OncallmError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class BadRequest(OncallmError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class PayloadTooLarge(OncallmError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class Unauthorized(OncallmError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+
+class StorageUnavailable(OncallmError):
+    """The database cannot be reached or is not migrated."""
+
+    status = 503
+    slug = "storage-unavailable"
+    title = "Storage unavailable"
+
+
+class LeaseLost(OncallmError):
+    """A worker no longer owns the job it was running (lease expired and re-claimed)."""
+
+    status = 409
+    slug = "lease-lost"
+    title = "Job lease lost"

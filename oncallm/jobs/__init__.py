@@ -1,0 +1,1 @@
+"""Background work: the triage worker that drains the durable queue."""

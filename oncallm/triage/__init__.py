@@ -1,0 +1,1 @@
+"""Triage: from an alert to targets, evidence, findings and recommendations."""

@@ -1,0 +1,96 @@
+"""Resolve the Kubernetes objects an alert is about from its labels.
+
+kube-prometheus-stack alerts name their subject with well-known labels (``pod``,
+``deployment``, ``persistentvolumeclaim``...). ``instance`` is special: on
+kube-state-metrics alerts it is the exporter's own address, not the subject, so it only
+names a Node for node-level scrape jobs (node-exporter, kubelet) or when no other label
+names anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+# label -> (kind, namespaced); order is the order targets are reported in.
+TARGET_LABELS: tuple[tuple[str, str, bool], ...] = (
+    ("pod", "Pod", True),
+    ("deployment", "Deployment", True),
+    ("statefulset", "StatefulSet", True),
+    ("daemonset", "DaemonSet", True),
+    ("job_name", "Job", True),
+    ("cronjob", "CronJob", True),
+    ("service", "Service", True),
+    ("persistentvolumeclaim", "PersistentVolumeClaim", True),
+    ("horizontalpodautoscaler", "HorizontalPodAutoscaler", True),
+    ("node", "Node", False),
+)
+NODE_SCRAPE_JOBS = ("node-exporter", "kubelet", "node")
+
+
+class Target(BaseModel):
+    """One object the alert points at, and the label that said so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    name: str
+    namespace: str | None = None
+    container: str | None = None
+    label: str
+
+
+class AlertTargets(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str | None
+    namespace: str | None
+    targets: tuple[Target, ...]
+
+
+def _host(instance: str) -> str:
+    """``10.0.0.5:9100`` -> ``10.0.0.5``; ``[::1]:9100`` -> ``::1``; ``node-1`` unchanged."""
+    if instance.startswith("["):
+        return instance[1:].split("]", 1)[0]
+    if instance.count(":") == 1:
+        return instance.split(":", 1)[0]
+    return instance
+
+
+def resolve_targets(labels: Mapping[str, str]) -> AlertTargets:
+    namespace = labels.get("namespace") or None
+    container = labels.get("container") or None
+    targets: list[Target] = []
+    for label, kind, namespaced in TARGET_LABELS:
+        name = labels.get(label)
+        if not name:
+            continue
+        if namespaced and namespace is None:
+            # A namespaced name without a namespace cannot be looked up unambiguously;
+            # keep it so the gatherer can search, but say which namespace is unknown.
+            targets.append(Target(kind=kind, name=name, label=label))
+            continue
+        targets.append(
+            Target(
+                kind=kind,
+                name=name,
+                namespace=namespace if namespaced else None,
+                container=container if kind == "Pod" else None,
+                label=label,
+            )
+        )
+    instance = labels.get("instance")
+    has_node = any(t.kind == "Node" for t in targets)
+    scrape_job = labels.get("job", "")
+    if (
+        instance
+        and not has_node
+        and (any(j in scrape_job for j in NODE_SCRAPE_JOBS) or not targets)
+    ):
+        targets.append(Target(kind="Node", name=_host(instance), label="instance"))
+    if not targets and namespace:
+        targets.append(Target(kind="Namespace", name=namespace, label="namespace"))
+    return AlertTargets(
+        cluster=labels.get("cluster") or None, namespace=namespace, targets=tuple(targets)
+    )
