@@ -81,13 +81,13 @@ def resolve_targets(labels: Mapping[str, str]) -> AlertTargets:
             )
         )
     instance = labels.get("instance")
-    has_node = any(t.kind == "Node" for t in targets)
     scrape_job = labels.get("job", "")
-    if (
-        instance
-        and not has_node
-        and (any(j in scrape_job for j in NODE_SCRAPE_JOBS) or not targets)
-    ):
+    node_job = any(j in scrape_job for j in NODE_SCRAPE_JOBS)
+    # With nothing else named, `instance` is the subject — unless it is an exporter that
+    # reports on other objects (kube-state-metrics) or the alert is about a namespace.
+    lone_instance = not targets and namespace is None and "kube-state-metrics" not in scrape_job
+    has_node = any(t.kind == "Node" for t in targets)
+    if instance and not has_node and (node_job or lone_instance):
         targets.append(Target(kind="Node", name=_host(instance), label="instance"))
     if not targets and namespace:
         targets.append(Target(kind="Namespace", name=namespace, label="namespace"))

@@ -40,7 +40,7 @@ def am_notification(*alerts: dict[str, Any], receiver: str = "oncallm") -> dict[
         "commonAnnotations": {},
         "externalURL": "http://alertmanager:9093",
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % alerts[0]["labels"]["alertname"],
+        "groupKey": "{}:" + f'{{alertname="{alerts[0]["labels"]["alertname"]}"}}',
         "truncatedAlerts": 0,
     }
 

@@ -1,0 +1,62 @@
+"""Migrations: empty → head, down one step, head again, on both backends and via the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sqlalchemy import inspect
+
+from oncallm.config import DatabaseSettings
+from oncallm.store import migrate
+from oncallm.store.db import Database
+from tests.support.services import oncallm_env
+
+CORE = {"notifications", "occurrences", "timeline_entries"}
+QUEUE = {"triage_jobs", "triage_results"}
+
+
+async def _tables(db: Database) -> set[str]:
+    async with db.read() as conn:
+        names = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    return set(names) - {"alembic_version"}
+
+
+async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    db = Database(DatabaseSettings(url=database_url))
+    try:
+        assert await migrate.current_revision(db) is None
+        await migrate.upgrade(db)
+        assert await migrate.current_revision(db) == migrate.head_revision()
+        assert await _tables(db) == CORE | QUEUE
+        await migrate.downgrade(db, "-1")
+        assert await migrate.current_revision(db) == "0001_ingest"
+        assert await _tables(db) == CORE
+        await migrate.upgrade(db)
+        assert await migrate.current_revision(db) == migrate.head_revision()
+        assert await _tables(db) == CORE | QUEUE
+    finally:
+        await db.dispose()
+
+
+def test_cli_db_upgrade_and_current(database_url: str) -> None:
+    env = oncallm_env(database_url)
+    up = subprocess.run(
+        [sys.executable, "-m", "oncallm", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert up.returncode == 0, up.stderr
+    assert f"database at revision {migrate.head_revision()}" in up.stdout
+    current = subprocess.run(
+        [sys.executable, "-m", "oncallm", "db", "current"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert f"current: {migrate.head_revision()}" in current.stdout
