@@ -17,11 +17,12 @@ from oncallm import __version__
 from oncallm.api.middleware import RequestContextMiddleware
 from oncallm.api.problems import install_problem_handlers
 from oncallm.api.routes import alerts, ingest, ops
-from oncallm.api.state import AppState
 from oncallm.config import Settings
 from oncallm.jobs.worker import Worker
+from oncallm.state import AppState
 from oncallm.store import migrate
 from oncallm.store.db import Database
+from oncallm.web import pages
 
 log = structlog.get_logger("oncallm")
 
@@ -60,4 +61,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(alerts.router)
     app.include_router(ops.router)
+    app.include_router(pages.router)
     return app

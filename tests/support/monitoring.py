@@ -108,7 +108,13 @@ def alertmanager_config(webhook_url: str) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def alertmanager(workdir: Path, webhook_url: str) -> Iterator[ServiceProcess]:
+def alertmanager(
+    workdir: Path, webhook_url: str, port: int | None = None
+) -> Iterator[ServiceProcess]:
+    """Alertmanager posting every notification to ``webhook_url``.
+
+    ``port`` lets a caller point Prometheus at Alertmanager before it is started.
+    """
     binary = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
     amtool = require_binary("amtool", "prometheus-alertmanager")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +122,7 @@ def alertmanager(workdir: Path, webhook_url: str) -> Iterator[ServiceProcess]:
     # JSON is YAML; no quoting surprises in the URL.
     config.write_text(json.dumps(alertmanager_config(webhook_url), indent=2))
     _run_check([amtool, "check-config", str(config)])
-    port = free_port()
+    port = port or free_port()
     service = _start(
         "alertmanager",
         [

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from oncallm.api.schemas import AlertDetail, AlertPage, Problem, TriageWithAlert
-from oncallm.api.state import AppState, app_state
 from oncallm.errors import NotFound
 from oncallm.ingest.alertmanager import FINGERPRINT_PATTERN
+from oncallm.state import AppState, app_state
 from oncallm.store import queries
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from oncallm.api.schemas import AcceptedAlert, IngestAccepted, Problem
-from oncallm.api.state import AppState, app_state
 from oncallm.config import WebhookAuthMode, WebhookSettings
 from oncallm.errors import Unauthorized
 from oncallm.ingest.alertmanager import AlertmanagerWebhook, IngestLimits, normalise
@@ -26,6 +25,7 @@ from oncallm.observability import (
     NOTIFICATIONS_RECEIVED,
     OCCURRENCES_CREATED,
 )
+from oncallm.state import AppState, app_state
 from oncallm.store.ingest import record_notification
 
 router = APIRouter(tags=["ingest"])

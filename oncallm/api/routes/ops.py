@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from oncallm.api.schemas import Health
-from oncallm.api.state import AppState, app_state
 from oncallm.errors import StorageUnavailable
 from oncallm.observability import QUEUE_DEPTH, REGISTRY
+from oncallm.state import AppState, app_state
 from oncallm.store import jobs, migrate
 
 router = APIRouter(tags=["operations"])

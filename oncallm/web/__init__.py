@@ -1,0 +1,1 @@
+"""Server-rendered HTML pages: the alert page that notifications link to, and the list."""

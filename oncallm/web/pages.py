@@ -1,0 +1,85 @@
+"""HTML routes: `/alerts/{fingerprint}` (the link in every notification) and `/alerts`.
+
+Rendered on the server from the same queries as the JSON API, so a page never shows
+something the API would not. A fingerprint not seen yet gets a page that says so and
+refreshes itself: the notification can reach a phone before the webhook reaches us.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from oncallm.ingest.alertmanager import FINGERPRINT_PATTERN
+from oncallm.state import AppState, app_state
+from oncallm.store import queries
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _duration(start: datetime, end: datetime | None) -> str:
+    seconds = int(((end or datetime.now(UTC)) - start).total_seconds())
+    if seconds < 0:
+        return "0s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    text = " ".join(p for p in parts if p)
+    return text or f"{secs}s"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+templates.env.filters["when"] = _when
+templates.env.globals["duration"] = _duration
+
+
+@router.get("/", response_class=RedirectResponse)
+async def index() -> RedirectResponse:
+    return RedirectResponse("/alerts", status_code=307)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alert_list(
+    request: Request, state: Annotated[AppState, Depends(app_state)]
+) -> HTMLResponse:
+    firing, _ = await queries.list_alerts(
+        state.db, queries.AlertFilter(status="firing"), 200, None, state.base_url
+    )
+    resolved, _ = await queries.list_alerts(
+        state.db, queries.AlertFilter(status="resolved"), 50, None, state.base_url
+    )
+    context: dict[str, Any] = {"firing": firing, "resolved": resolved}
+    return templates.TemplateResponse(request, "alerts.html", context)
+
+
+@router.get("/alerts/{fingerprint}", response_class=HTMLResponse)
+async def alert_page(
+    request: Request,
+    state: Annotated[AppState, Depends(app_state)],
+    fingerprint: Annotated[str, PathParam(pattern=FINGERPRINT_PATTERN)],
+) -> HTMLResponse:
+    alert = await queries.get_alert(state.db, fingerprint, state.base_url)
+    if alert is None:
+        return templates.TemplateResponse(
+            request, "not_seen.html", {"fingerprint": fingerprint}, status_code=404
+        )
+    triage = alert["triage"]
+    in_progress = triage is not None and triage["status"] in ("queued", "running")
+    return templates.TemplateResponse(
+        request, "alert.html", {"alert": alert, "triage": triage, "refresh": in_progress}
+    )

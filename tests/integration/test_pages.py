@@ -1,0 +1,54 @@
+"""The alert page every notification links to, and the alert list (server-rendered)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.support.payloads import am_alert, am_notification, resolved
+
+WEBHOOK = "/api/v1/alerts/alertmanager"
+
+
+async def test_link_from_ingest_opens_the_alert_page(client: httpx.AsyncClient) -> None:
+    note = am_notification(
+        am_alert("9000000000000001", namespace="shop", pod="api-7", container="api")
+    )
+    accepted = (await client.post(WEBHOOK, json=note)).json()
+    path = accepted["alerts"][0]["url"].removeprefix("http://localhost:8080")
+    assert path == "/alerts/9000000000000001"
+    for _ in range(100):
+        page = await client.get(path)
+        if "succeeded" in page.text:
+            break
+        await asyncio.sleep(0.05)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>KubePodCrashLooping</h1>" in page.text
+    assert "KubePodCrashLooping on api-7" in page.text  # the summary annotation
+    assert "<strong>succeeded</strong>" in page.text
+    assert "<code>api-7</code> (container <code>api</code>)" in page.text
+    assert 'http-equiv="refresh"' not in page.text  # finished: no more refreshing
+
+
+async def test_resolved_alert_page_and_list(client: httpx.AsyncClient) -> None:
+    note = am_notification(am_alert("9000000000000002", namespace="shop", pod="api-8"))
+    await client.post(WEBHOOK, json=note)
+    await client.post(WEBHOOK, json=resolved(note, "2026-11-26T03:45:00Z"))
+    page = (await client.get("/alerts/9000000000000002")).text
+    assert 'class="chip resolved"' in page
+    assert "lasted 45m" in page
+    listing = await client.get("/", follow_redirects=True)
+    assert listing.status_code == 200
+    assert str(listing.url).endswith("/alerts")
+    assert 'href="/alerts/9000000000000002"' in listing.text
+
+
+async def test_unknown_fingerprint_says_not_seen_yet_and_refreshes(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/alerts/0123456789abcdef")
+    assert page.status_code == 404
+    assert "Alert not seen yet" in page.text
+    assert '<meta http-equiv="refresh" content="5">' in page.text
