@@ -13,6 +13,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oncallm.errors import OncallmError
@@ -150,6 +152,19 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc.status_code, detail, headers=headers)
 
 
+async def _storage_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Alertmanager retries 5xx answers, so a notification refused here is not lost.
+    log.error("database unavailable", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return problem_response(
+        request,
+        503,
+        "the database is unavailable; nothing was stored, retry later",
+        slug="storage-unavailable",
+        title="Storage unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path)
     return problem_response(
@@ -162,4 +177,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PayloadLimitExceeded, _limit_handler)
     app.add_exception_handler(OncallmError, _oncallm_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    for storage_error in (
+        OperationalError,
+        InterfaceError,
+        SQLAlchemyTimeout,
+        OSError,
+        TimeoutError,
+    ):
+        app.add_exception_handler(storage_error, _storage_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

@@ -50,6 +50,7 @@ class Worker:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.last_tick = time.monotonic()
         self._running: set[asyncio.Task[None]] = set()
+        self._db_failures = 0
 
     def alive(self) -> bool:
         """The loop has gone round recently (readiness probe)."""
@@ -72,9 +73,11 @@ class Worker:
                     job = await queue.claim(self.db, self.id, self.lease)
                 except (SQLAlchemyError, OSError) as exc:
                     slots.release()
-                    log.warning("claim failed; will retry", error=str(exc)[:300])
-                    await self._idle(stop)
+                    await self._database_down(stop, exc)
                     continue
+                if self._db_failures:
+                    log.info("database reachable again", worker=self.id)
+                    self._db_failures = 0
                 if job is None:
                     slots.release()
                     await self._idle(stop)
@@ -90,12 +93,22 @@ class Worker:
                 await asyncio.wait(self._running, timeout=self.settings.lease_seconds)
             log.info("worker stopped", worker=self.id)
 
+    async def _database_down(self, stop: asyncio.Event, exc: BaseException) -> None:
+        """Back off while the database is unreachable, logging once per outage."""
+        if not self._db_failures:
+            log.warning("database unreachable; retrying with backoff", error=str(exc)[:300])
+        self._db_failures += 1
+        delay = min(30.0, self.settings.poll_interval_seconds * 2 ** min(self._db_failures, 8))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+
     async def _sweep(self) -> None:
+        if self._db_failures:
+            return  # the claim loop is already backing off
         try:
             failed = await queue.fail_exhausted(self.db)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("lease sweep failed", error=str(exc)[:300])
-            return
+        except (SQLAlchemyError, OSError):
+            return  # the claim right after will see it and back off
         if failed:
             JOB_OUTCOMES.labels("failed").inc(failed)
             log.warning("jobs failed after their worker stopped responding", count=failed)

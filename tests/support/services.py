@@ -62,8 +62,40 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 @dataclass
 class PostgresServer:
     port: int
+    pg_ctl: str = ""
+    data_dir: Path = Path()
+    options: str = ""
+    run_as: tuple[str, ...] = ()
     user: str = "oncallm"
     password: str = "oncallm-test"
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                *self.run_as,
+                self.pg_ctl,
+                "-D",
+                str(self.data_dir),
+                "-o",
+                self.options,
+                "-l",
+                str(self.data_dir.parent / "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def stop(self) -> None:
+        """Stop at once, as a crash or a failover would (no checkpoint, connections cut)."""
+        subprocess.run(
+            [*self.run_as, self.pg_ctl, "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -120,7 +152,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
         base.chmod(0o700)
-    server = PostgresServer(port=free_port())
+    server = PostgresServer(port=free_port(), pg_ctl=pg_ctl, data_dir=data, run_as=tuple(prefix))
     pwfile = base / "pw"
     pwfile.write_text(server.password)
     if prefix:
@@ -145,25 +177,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         capture_output=True,
         timeout=120,
     )
-    options = (
+    server.options = (
         f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c max_connections=200 -c shared_buffers=64MB"
     )
-    subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    server.start()
     try:
         yield server
     finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        server.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
