@@ -40,6 +40,17 @@ class BadRequest(OncallmError):
     title = "Bad request"
 
 
+class MalformedJson(BadRequest):
+    slug = "malformed-json"
+    title = "Malformed JSON"
+
+
+class UnsupportedMediaType(OncallmError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 class PayloadTooLarge(OncallmError):
     status = 413
     slug = "payload-too-large"

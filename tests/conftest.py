@@ -15,12 +15,20 @@ import httpx
 import pytest
 
 from oncallm.api import create_app
-from oncallm.config import DatabaseSettings, Settings
+from oncallm.config import DatabaseSettings, LogSettings, Settings
+from oncallm.observability import configure_logging
 from oncallm.store import migrate
 from oncallm.store.db import Database
 from tests.support.services import PostgresServer, postgres_server
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_logs() -> None:
+    """Logs as JSON lines: structlog's default dev renderer formats every logged
+    exception with rich, which costs seconds per error in the malformed-input corpus."""
+    configure_logging(LogSettings(format="json", level="INFO"))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from oncallm import __version__
 from oncallm.api.middleware import RequestContextMiddleware
+from oncallm.api.openapi import install_openapi
 from oncallm.api.problems import install_problem_handlers
 from oncallm.api.routes import alerts, ingest, ops
 from oncallm.config import Settings
@@ -54,8 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         description="On-call copilot for Kubernetes: Alertmanager in, evidence-backed "
         "root cause out. Errors are `application/problem+json` (RFC 9457).",
         lifespan=lifespan,
-        max_body_size=settings.server.max_body_bytes,
     )
+    install_openapi(app)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)
     app.include_router(ingest.router)

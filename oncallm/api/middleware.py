@@ -2,8 +2,9 @@
 
 Plain ASGI rather than BaseHTTPMiddleware: it adds little to the request path, which
 matters on the ingest hot path. A declared ``Content-Length`` over the body limit is
-refused here with a problem document before anything is read; chunked bodies are cut
-off by FastAPI's own ``max_body_size`` as soon as they pass the limit.
+refused here with a problem document before anything is read; a chunked body is cut off
+as soon as it passes the limit (an HTTP 413 raised from ``receive``, which the problem
+handlers render like any other error).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oncallm.api.problems import INGEST_PATHS, PROBLEM_BASE, PROBLEM_JSON
@@ -59,7 +61,7 @@ class RequestContextMiddleware:
             if declared_length.isdigit() and int(declared_length) > self.max_body_bytes:
                 await self._refuse_too_large(scope, send_with_id, request_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, self._limited(receive), send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -67,6 +69,23 @@ class RequestContextMiddleware:
                 time.perf_counter() - started
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(
+                        413, f"request body exceeds the {limit}-byte limit (server.max_body_bytes)"
+                    )
+            return message
+
+        return limited_receive
 
     async def _refuse_too_large(self, scope: Scope, send: Send, request_id: str) -> None:
         if scope["path"] in INGEST_PATHS:

@@ -23,6 +23,11 @@ _FINGERPRINT_RE = re.compile(FINGERPRINT_PATTERN)
 # Go's zero time, which Alertmanager sends as endsAt for alerts that have not ended.
 _GO_ZERO_YEAR = 1
 
+# Labels stored in indexed columns for filtering, and their longest accepted value.
+INDEXED_LABEL_LIMITS = {"alertname": 255, "namespace": 255, "cluster": 255, "severity": 64}
+# NUL cannot be stored in PostgreSQL text; lone surrogates cannot be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 class _AMModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
@@ -42,7 +47,17 @@ class AlertmanagerAlert(_AMModel):
     def _has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
         if not labels.get("alertname"):
             raise ValueError("labels must include a non-empty alertname")
+        for name, limit in INDEXED_LABEL_LIMITS.items():
+            if len(labels.get(name, "")) > limit:
+                raise ValueError(f"label {name} is longer than {limit} characters")
+        _check_storable(labels)
         return labels
+
+    @field_validator("annotations", "generator_url")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        _check_storable(value)
+        return value
 
     @field_validator("starts_at")
     @classmethod
@@ -66,18 +81,36 @@ class AlertmanagerWebhook(_AMModel):
     group_key: str = Field(alias="groupKey")
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
     status: Literal["firing", "resolved"]
-    receiver: str
+    receiver: Annotated[str, StringConstraints(max_length=255)]
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
     common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field(default="", alias="externalURL")
     alerts: list[AlertmanagerAlert] = Field(min_length=1)
 
+    @field_validator("group_key", "receiver", "external_url")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        _check_storable(value)
+        return value
+
+
+def _check_storable(value: Any) -> None:
+    texts = [value] if isinstance(value, str) else []
+    if isinstance(value, dict):
+        texts = [*value.keys(), *value.values()]
+    for text in texts:
+        if isinstance(text, str) and _UNSTORABLE.search(text):
+            raise ValueError("text must not contain NUL characters or lone UTF-16 surrogates")
+
 
 def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time is out of the representable range") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +220,3 @@ def normalise(payload: AlertmanagerWebhook, limits: IngestLimits) -> IncomingNot
 
 def is_valid_fingerprint(value: str) -> bool:
     return bool(_FINGERPRINT_RE.match(value))
-
-
-def json_schema() -> dict[str, Any]:
-    return AlertmanagerWebhook.model_json_schema(by_alias=True)

@@ -41,9 +41,10 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         prefix, _, value = text.partition(":")
-        if prefix != "o":
-            raise ValueError(prefix)
-        return int(value)
+        occurrence_id = int(value)
+        if prefix != "o" or not 1 <= occurrence_id <= 2**31 - 1:
+            raise ValueError(text)
+        return occurrence_id
     except (ValueError, UnicodeError, binascii.Error) as exc:
         raise BadRequest("cursor is not one this API returned") from exc
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AfterValidator, AwareDatetime
 
-from oncallm.api.schemas import AlertDetail, AlertPage, Problem, TriageWithAlert
+from oncallm.api.openapi import problem_responses
+from oncallm.api.schemas import AlertDetail, AlertPage, TriageWithAlert
 from oncallm.errors import NotFound
 from oncallm.ingest.alertmanager import FINGERPRINT_PATTERN
 from oncallm.state import AppState, app_state
@@ -15,22 +17,37 @@ from oncallm.store import queries
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 404, 422)
-}
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+# Filters are compared with stored text, which can never contain NUL.
+_TEXT = r"^[^\x00]*$"
 
 
-@router.get("/alerts", response_model=AlertPage, responses=_ERRORS, summary="List alerts")
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time is out of the representable range") from exc
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+@router.get(
+    "/alerts",
+    response_model=AlertPage,
+    responses=problem_responses(400, 422),
+    summary="List alerts",
+)
 async def list_alerts(
     state: Annotated[AppState, Depends(app_state)],
     status: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
-    alertname: Annotated[str | None, Query(max_length=255)] = None,
-    namespace: Annotated[str | None, Query(max_length=255)] = None,
-    severity: Annotated[str | None, Query(max_length=64)] = None,
-    cluster: Annotated[str | None, Query(max_length=255)] = None,
+    alertname: Annotated[str | None, Query(max_length=255, pattern=_TEXT)] = None,
+    namespace: Annotated[str | None, Query(max_length=255, pattern=_TEXT)] = None,
+    severity: Annotated[str | None, Query(max_length=64, pattern=_TEXT)] = None,
+    cluster: Annotated[str | None, Query(max_length=255, pattern=_TEXT)] = None,
     since: Annotated[
-        datetime | None, Query(description="Only occurrences that started at or after this.")
+        UtcDatetime | None,
+        Query(description="Only occurrences that started at or after this (with a UTC offset)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
@@ -43,7 +60,7 @@ async def list_alerts(
 @router.get(
     "/alerts/{fingerprint}",
     response_model=AlertDetail,
-    responses=_ERRORS,
+    responses=problem_responses(404, 422),
     summary="One alert: latest occurrence, history, timeline and triage",
 )
 async def get_alert(
@@ -59,12 +76,12 @@ async def get_alert(
 @router.get(
     "/triages/{triage_id}",
     response_model=TriageWithAlert,
-    responses=_ERRORS,
+    responses=problem_responses(404, 422),
     summary="One triage: status, targets and result",
 )
 async def get_triage(
     state: Annotated[AppState, Depends(app_state)],
-    triage_id: Annotated[int, Path(ge=1, le=2**62)],
+    triage_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> dict[str, Any]:
     triage = await queries.get_triage(state.db, triage_id, state.base_url)
     if triage is None:

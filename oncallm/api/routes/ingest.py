@@ -14,11 +14,14 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from oncallm.api.schemas import AcceptedAlert, IngestAccepted, Problem
+from oncallm.api.openapi import WEBHOOK_BODY, problem_responses
+from oncallm.api.schemas import AcceptedAlert, IngestAccepted
 from oncallm.config import WebhookAuthMode, WebhookSettings
-from oncallm.errors import Unauthorized
+from oncallm.errors import MalformedJson, Unauthorized, UnsupportedMediaType
 from oncallm.ingest.alertmanager import AlertmanagerWebhook, IngestLimits, normalise
 from oncallm.observability import (
     DUPLICATES_ABSORBED,
@@ -31,10 +34,7 @@ from oncallm.store.ingest import record_notification
 router = APIRouter(tags=["ingest"])
 log = structlog.get_logger("oncallm.ingest")
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 413, 422, 503)
-}
+_ERRORS = problem_responses(400, 401, 413, 415, 422, 503)
 
 
 def _check_auth(request: Request, settings: WebhookSettings) -> None:
@@ -70,13 +70,32 @@ def webhook_auth(request: Request, state: Annotated[AppState, Depends(app_state)
     _check_auth(request, state.settings.webhook)
 
 
-async def _ingest(payload: AlertmanagerWebhook, request: Request, state: AppState) -> JSONResponse:
+def parse_webhook(body: bytes) -> AlertmanagerWebhook:
+    """Strict parse: UTF-8 JSON only (no UTF-16 guessing), errors located under ``body``."""
+    try:
+        return AlertmanagerWebhook.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise MalformedJson("the request body is not valid JSON (UTF-8 encoded)") from exc
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+
+
+async def _ingest(request: Request, state: AppState) -> JSONResponse:
+    content_type = request.headers.get("content-type", "")
+    if "json" not in content_type.lower():
+        # Also keeps browsers from posting here cross-site without a CORS preflight.
+        raise UnsupportedMediaType(
+            "send the body as JSON with Content-Type: application/json "
+            f"(got {content_type or 'no Content-Type'})"
+        )
+    body = await request.body()
+    payload = parse_webhook(body)
     webhook = state.settings.webhook
     notification = normalise(
         payload,
         IngestLimits(webhook.max_alerts, webhook.max_labels, webhook.max_value_bytes),
     )
-    body = await request.body()  # cached by Starlette; already read for validation
     outcome = await record_notification(
         state.db, notification, body, state.settings.jobs.max_attempts
     )
@@ -117,14 +136,13 @@ async def _ingest(payload: AlertmanagerWebhook, request: Request, state: AppStat
     response_model=IngestAccepted,
     responses=_ERRORS,
     dependencies=[Depends(webhook_auth)],
+    openapi_extra=WEBHOOK_BODY,
     summary="Receive an Alertmanager webhook notification (payload version 4)",
 )
 async def ingest_alertmanager(
-    payload: AlertmanagerWebhook,
-    request: Request,
-    state: Annotated[AppState, Depends(app_state)],
+    request: Request, state: Annotated[AppState, Depends(app_state)]
 ) -> JSONResponse:
-    return await _ingest(payload, request, state)
+    return await _ingest(request, state)
 
 
 @router.post(
@@ -133,11 +151,10 @@ async def ingest_alertmanager(
     response_model=IngestAccepted,
     responses=_ERRORS,
     dependencies=[Depends(webhook_auth)],
+    openapi_extra=WEBHOOK_BODY,
     summary="Alias of /api/v1/alerts/alertmanager for existing OncallM setups",
 )
 async def ingest_webhook_alias(
-    payload: AlertmanagerWebhook,
-    request: Request,
-    state: Annotated[AppState, Depends(app_state)],
+    request: Request, state: Annotated[AppState, Depends(app_state)]
 ) -> JSONResponse:
-    return await _ingest(payload, request, state)
+    return await _ingest(request, state)
