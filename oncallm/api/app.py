@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import structlog
@@ -40,6 +41,10 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.server.embedded_worker:
             state.worker = Worker(db, settings.jobs, wakeup=state.worker_wakeup)
             state.worker_task = asyncio.create_task(state.worker.run(stop))
+        # Everything allocated so far lives as long as the process; freezing it keeps the
+        # collector's full passes (~100 ms on this heap) from landing on request latency.
+        gc.collect()
+        gc.freeze()
         log.info("oncallm ready", base_url=settings.server.public_url, version=__version__)
         try:
             yield

@@ -143,8 +143,12 @@ class Worker:
                 annotations=job.annotations,
             )
 
+            recorded = {"step": queue.FIRST_STEP}  # the claim already wrote the first step
+
             async def progress(step: str) -> None:
-                await queue.heartbeat(self.db, job.id, self.id, self.lease, step=step)
+                if step != recorded["step"]:
+                    await queue.heartbeat(self.db, job.id, self.id, self.lease, step=step)
+                    recorded["step"] = step
 
             output = await run_pipeline(alert, progress)
             targets = [t.model_dump() for t in output.targets.targets]

@@ -10,12 +10,13 @@ timeline entry or a job.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -107,12 +108,8 @@ async def _apply_alerts(
         # Sorted so concurrent PostgreSQL transactions lock keys in one order (no deadlock).
         for a in sorted(alerts.values(), key=lambda a: a.key)
     ]
-    created = await conn.execute(
-        _insert(conn, Occurrence)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
-        .returning(Occurrence.id, Occurrence.fingerprint, Occurrence.starts_at)
-    )
+    statements = _statements(conn.dialect.name)
+    created = await conn.execute(statements.insert_occurrences, rows)
     new_ids: dict[tuple[str, datetime], int] = {
         (fp, starts): occ_id for occ_id, fp, starts in created.all()
     }
@@ -121,62 +118,40 @@ async def _apply_alerts(
     for key, occ_id in new_ids.items():
         alert = alerts[key]
         outcome.created.append(alert)
-        timeline.append(
-            {
-                "occurrence_id": occ_id,
-                "at": now,
-                "kind": "received",
-                "message": f"{alert.alertname} {alert.status} (via {notification.receiver})",
-            }
-        )
+        received = f"{alert.alertname} {alert.status} (via {notification.receiver})"
         if alert.status == "resolved":
-            timeline.append(
+            message = f"{received}; resolved before OncallM saw it firing, no triage"
+        else:
+            message = f"{received}; triage queued"
+            jobs.append(
                 {
                     "occurrence_id": occ_id,
-                    "at": now,
-                    "kind": "resolved",
-                    "message": "resolved before OncallM saw it firing",
+                    "status": "queued",
+                    "step": None,
+                    "attempts": 0,
+                    "max_attempts": max_attempts,
+                    "run_after": now,
+                    "created_at": now,
+                    "updated_at": now,
                 }
             )
-            continue
-        jobs.append(
-            {
-                "occurrence_id": occ_id,
-                "status": "queued",
-                "step": None,
-                "attempts": 0,
-                "max_attempts": max_attempts,
-                "run_after": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
         timeline.append(
-            {
-                "occurrence_id": occ_id,
-                "at": now,
-                "kind": "triage.queued",
-                "message": "triage queued",
-            }
+            {"occurrence_id": occ_id, "at": now, "kind": "received", "message": message}
         )
 
     existing = [a for key, a in alerts.items() if key not in new_ids]
-    await _update_existing(conn, existing, notification_id, now, timeline, outcome)
+    await _update_existing(conn, statements, existing, notification_id, now, timeline, outcome)
 
     if jobs:
-        result = await conn.execute(
-            _insert(conn, TriageJob)
-            .values(jobs)
-            .on_conflict_do_nothing(index_elements=["occurrence_id"])
-            .returning(TriageJob.id)
-        )
+        result = await conn.execute(statements.insert_jobs, jobs)
         outcome.jobs_enqueued = len(result.all())
     if timeline:
-        await conn.execute(_insert(conn, TimelineEntry).values(timeline))
+        await conn.execute(statements.insert_timeline, timeline)
 
 
 async def _update_existing(
     conn: AsyncConnection,
+    statements: _Statements,
     existing: list[IncomingAlert],
     notification_id: int,
     now: datetime,
@@ -188,40 +163,76 @@ async def _update_existing(
     outcome.unchanged = len(existing) - len(resolved)
     if not resolved:
         return
-    keys = [a.key for a in resolved]
-    rows = await conn.execute(
-        select(Occurrence.id, Occurrence.fingerprint, Occurrence.starts_at).where(
-            tuple_(Occurrence.fingerprint, Occurrence.starts_at).in_(keys),
-            Occurrence.status != "resolved",
-        )
+    pick = select(Occurrence.id, Occurrence.fingerprint, Occurrence.starts_at).where(
+        tuple_(Occurrence.fingerprint, Occurrence.starts_at).in_([a.key for a in resolved]),
+        Occurrence.status != "resolved",
     )
-    by_key = {(fp, starts): occ_id for occ_id, fp, starts in rows.all()}
+    if conn.dialect.name == "postgresql":
+        # Lock the rows (in id order) so a concurrent resolve of the same alert waits, then
+        # finds it resolved; SQLite's write transaction is exclusive already.
+        pick = pick.order_by(Occurrence.id).with_for_update()
+    by_key = {(fp, starts): occ_id for occ_id, fp, starts in (await conn.execute(pick)).all()}
     outcome.unchanged += len(resolved) - len(by_key)
+    changes = []
     for alert in resolved:
         occ_id = by_key.get(alert.key)
         if occ_id is None:
             continue
-        changed = await conn.execute(
-            update(Occurrence)
-            .where(and_(Occurrence.id == occ_id, Occurrence.status != "resolved"))
-            .values(
-                status="resolved",
-                ends_at=alert.ends_at,
-                annotations=alert.annotations,
-                last_notification_id=notification_id,
-                updated_at=now,
-            )
+        outcome.resolved.append(alert)
+        changes.append(
+            {
+                "b_id": occ_id,
+                "b_ends_at": alert.ends_at,
+                "b_annotations": alert.annotations,
+                "b_notification_id": notification_id,
+                "b_now": now,
+            }
         )
-        if changed.rowcount:
-            outcome.resolved.append(alert)
-            ended = alert.ends_at.isoformat() if alert.ends_at else "now"
-            timeline.append(
-                {
-                    "occurrence_id": occ_id,
-                    "at": now,
-                    "kind": "resolved",
-                    "message": f"{alert.alertname} resolved (ended {ended})",
-                }
-            )
+        ended = alert.ends_at.isoformat() if alert.ends_at else "now"
+        timeline.append(
+            {
+                "occurrence_id": occ_id,
+                "at": now,
+                "kind": "resolved",
+                "message": f"{alert.alertname} resolved (ended {ended})",
+            }
+        )
+    if changes:
+        await conn.execute(statements.resolve_occurrence, changes)
     # A queued triage of an alert that has since resolved still runs: the post-incident
     # page wants to know what was wrong.
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """Statements built once per dialect. Rows go to ``execute`` as parameters (never
+    ``.values(rows)``, which SQLAlchemy cannot cache and recompiles per notification);
+    SQLAlchemy still sends one multi-row INSERT ... RETURNING ("insertmanyvalues")."""
+
+    insert_occurrences: Any
+    insert_jobs: Any
+    insert_timeline: Any
+    resolve_occurrence: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return _Statements(
+        insert_occurrences=insert(Occurrence)
+        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
+        .returning(Occurrence.id, Occurrence.fingerprint, Occurrence.starts_at),
+        insert_jobs=insert(TriageJob)
+        .on_conflict_do_nothing(index_elements=["occurrence_id"])
+        .returning(TriageJob.id),
+        insert_timeline=insert(TimelineEntry),
+        resolve_occurrence=update(Occurrence)
+        .where(Occurrence.id == bindparam("b_id"))
+        .values(
+            status="resolved",
+            ends_at=bindparam("b_ends_at"),
+            annotations=bindparam("b_annotations"),
+            last_notification_id=bindparam("b_notification_id"),
+            updated_at=bindparam("b_now"),
+        ),
+    )

@@ -20,6 +20,8 @@ from oncallm.errors import LeaseLost
 from oncallm.store.db import Database
 from oncallm.store.models import Occurrence, TimelineEntry, TriageJob, TriageResult, utcnow
 
+FIRST_STEP = "targets"
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -62,7 +64,7 @@ async def claim(db: Database, worker_id: str, lease: timedelta) -> ClaimedJob | 
             .where(TriageJob.id == job_id, _runnable(now))
             .values(
                 status="running",
-                step="targets",
+                step=FIRST_STEP,
                 attempts=TriageJob.attempts + 1,
                 lease_owner=worker_id,
                 lease_expires_at=now + lease,

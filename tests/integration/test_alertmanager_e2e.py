@@ -192,7 +192,8 @@ def test_prometheus_alert_reaches_oncallm_through_alertmanager_and_resolves(
         assert triage["result"]["alert"]["fingerprint"] == fingerprint, context
         assert triage["result"]["cluster"] == "e2e", context
         kinds = [entry["kind"] for entry in detail["timeline"]]
-        assert kinds[:2] == ["received", "triage.queued"], context
+        assert kinds[0] == "received", context
+        assert detail["timeline"][0]["message"].endswith("triage queued"), context
 
         # 3. The rule stops firing: Prometheus resolves the alert, Alertmanager notifies.
         prom.replace_rules(QUIET_RULES)
