@@ -17,6 +17,13 @@ class AppState:
     settings: Settings
     db: Database
     worker_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    ingest_in_flight: int = 0
+    # Set while no notification is being ingested; an embedded worker waits for it.
+    ingest_idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.ingest_idle.set()
+
     worker: Worker | None = None
     worker_task: asyncio.Task[None] | None = None
 

@@ -39,7 +39,9 @@ def create_app(settings: Settings) -> FastAPI:
             await migrate.upgrade(db)
         stop = asyncio.Event()
         if settings.server.embedded_worker:
-            state.worker = Worker(db, settings.jobs, wakeup=state.worker_wakeup)
+            state.worker = Worker(
+                db, settings.jobs, wakeup=state.worker_wakeup, after_ingest=state.ingest_idle
+            )
             state.worker_task = asyncio.create_task(state.worker.run(stop))
         # Everything allocated so far lives as long as the process; freezing it keeps the
         # collector's full passes (~100 ms on this heap) from landing on request latency.

@@ -3,7 +3,9 @@
 Each worker has a unique id (host, pid, random suffix) written into the lease, so a job
 held by a dead process is recognisable and is re-claimed by any other worker once its
 lease expires. Up to ``jobs.concurrency`` jobs run at once; an idle worker sleeps until the
-poll interval passes or ingest wakes it (same process) — whichever comes first.
+poll interval passes or ingest wakes it (same process) — whichever comes first. An
+embedded worker defers each claim until no notification is being ingested, for at most
+MAX_DEFERRAL_SECONDS, so an alert storm slows triage rather than the webhook.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from oncallm.triage.pipeline import AlertInput, run_pipeline
 
 log = structlog.get_logger("oncallm.worker")
 
+# Longest a claim waits for a gap in ingest; under an alert storm triage still advances.
+MAX_DEFERRAL_SECONDS = 0.25
+
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -42,11 +47,13 @@ class Worker:
         *,
         worker_id: str | None = None,
         wakeup: asyncio.Event | None = None,
+        after_ingest: asyncio.Event | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.id = worker_id or new_worker_id()
         self.wakeup = wakeup or asyncio.Event()
+        self.after_ingest = after_ingest
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.last_tick = time.monotonic()
         self._running: set[asyncio.Task[None]] = set()
@@ -69,6 +76,7 @@ class Worker:
                     last_sweep = self.last_tick
                     await self._sweep()
                 await slots.acquire()
+                await self._give_way_to_ingest()
                 try:
                     job = await queue.claim(self.db, self.id, self.lease)
                 except (SQLAlchemyError, OSError) as exc:
@@ -92,6 +100,13 @@ class Worker:
                 # re-claimed by another worker after its lease.
                 await asyncio.wait(self._running, timeout=self.settings.lease_seconds)
             log.info("worker stopped", worker=self.id)
+
+    async def _give_way_to_ingest(self) -> None:
+        """Accepting alerts durably comes first: wait (briefly) for a gap in ingest."""
+        if self.after_ingest is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.after_ingest.wait(), MAX_DEFERRAL_SECONDS)
 
     async def _database_down(self, stop: asyncio.Event, exc: BaseException) -> None:
         """Back off while the database is unreachable, logging once per outage."""

@@ -82,6 +82,17 @@ def parse_webhook(body: bytes) -> AlertmanagerWebhook:
 
 
 async def _ingest(request: Request, state: AppState) -> JSONResponse:
+    state.ingest_in_flight += 1
+    state.ingest_idle.clear()
+    try:
+        return await _accept(request, state)
+    finally:
+        state.ingest_in_flight -= 1
+        if not state.ingest_in_flight:
+            state.ingest_idle.set()
+
+
+async def _accept(request: Request, state: AppState) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type.lower():
         # Also keeps browsers from posting here cross-site without a CORS preflight.
