@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
-from oncallm.config import Settings
+from oncallm.config import DatabaseSettings, Settings
 from oncallm.store.db import Database
 from oncallm.store.models import Notification, Occurrence, TimelineEntry, TriageJob
 from tests.conftest import app_client, make_settings
@@ -181,3 +182,29 @@ async def test_refiring_alert_is_a_new_occurrence_with_history(settings: Setting
         ("2026-11-26T05:00:00Z", "firing"),
         ("2026-11-26T03:00:00Z", "resolved"),
     ]
+
+
+async def test_basic_auth_as_alertmanager_sends_it(database_url: str, db: Database) -> None:
+    settings = make_settings(
+        database_url, webhook={"auth": "basic", "username": "am", "password": "pa:ss"}
+    )
+    note = am_notification(am_alert("abab000000000001", namespace="shop", pod="api-1"))
+    async with app_client(settings) as client:
+        wrong = await client.post(WEBHOOK, json=note, auth=("am", "nope"))
+        missing = await client.post(WEBHOOK, json=note)
+        bearer = await client.post(WEBHOOK, json=note, headers={"Authorization": "Bearer pa:ss"})
+        right = await client.post(WEBHOOK, json=note, auth=("am", "pa:ss"))
+    assert [r.status_code for r in (wrong, missing, bearer)] == [401, 401, 401]
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert right.status_code == 202
+    assert await _count(db, Occurrence) == 1
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    db = Database(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"))
+    try:
+        async with db.read() as conn:
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+    finally:
+        await db.dispose()
+    assert mode == "wal"
