@@ -11,9 +11,9 @@ import functools
 import json
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from oncallm import __version__
 from oncallm.config import Settings, describe_settings, load_settings, render_config_docs
 from oncallm.errors import OncallmError
 from oncallm.observability import configure_logging
+
+if TYPE_CHECKING:  # the database stack is imported only by the commands that use it
+    from oncallm.store.db import Database
 
 app = typer.Typer(
     name="oncallm",
@@ -71,10 +74,6 @@ def _settings(config: Path | None) -> Settings:
     return settings
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(coro)
-
-
 @app.command()
 def version() -> None:
     """Print the OncallM version."""
@@ -115,6 +114,21 @@ def serve(
     run_server(settings)
 
 
+def _with_database(settings: Settings, action: Callable[[Database], Awaitable[None]]) -> None:
+    """Open the database, check it answers, run ``action``, close it."""
+    from oncallm.store.db import Database
+
+    async def main() -> None:
+        db = Database(settings.database)
+        try:
+            await db.ping()
+            await action(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
 @app.command()
 @user_errors
 def worker(
@@ -126,7 +140,6 @@ def worker(
     """Run triage workers only (scale out next to `serve --no-worker` on PostgreSQL)."""
     from oncallm.jobs.worker import Worker
     from oncallm.store import migrate
-    from oncallm.store.db import Database
 
     settings = _settings(config)
     if concurrency is not None:
@@ -134,25 +147,20 @@ def worker(
             update={"jobs": settings.jobs.model_copy(update={"concurrency": concurrency})}
         )
 
-    async def main() -> None:
-        db = Database(settings.database)
-        try:
-            await db.ping()
-            current = await migrate.current_revision(db)
-            if current != migrate.head_revision():
-                raise OncallmError(
-                    f"database schema is at {current or 'empty'}, not "
-                    f"{migrate.head_revision()}: run `oncallm db upgrade` first"
-                )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await Worker(db, settings.jobs).run(stop)
-        finally:
-            await db.dispose()
+    async def run_workers(db: Database) -> None:
+        current = await migrate.current_revision(db)
+        if current != migrate.head_revision():
+            raise OncallmError(
+                f"database schema is at {current or 'empty'}, not "
+                f"{migrate.head_revision()}: run `oncallm db upgrade` first"
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Worker(db, settings.jobs).run(stop)
 
-    _run(main())
+    _with_database(settings, run_workers)
 
 
 @db_app.command("upgrade")
@@ -163,20 +171,12 @@ def db_upgrade(
 ) -> None:
     """Apply schema migrations (up to head by default)."""
     from oncallm.store import migrate
-    from oncallm.store.db import Database
 
-    settings = _settings(config)
+    async def upgrade(db: Database) -> None:
+        await migrate.upgrade(db, revision)
+        console.print(f"database at revision {await migrate.current_revision(db)}")
 
-    async def main() -> None:
-        db = Database(settings.database)
-        try:
-            await db.ping()
-            await migrate.upgrade(db, revision)
-            console.print(f"database at revision {await migrate.current_revision(db)}")
-        finally:
-            await db.dispose()
-
-    _run(main())
+    _with_database(_settings(config), upgrade)
 
 
 @db_app.command("downgrade")
@@ -187,20 +187,12 @@ def db_downgrade(
 ) -> None:
     """Revert schema migrations to REVISION."""
     from oncallm.store import migrate
-    from oncallm.store.db import Database
 
-    settings = _settings(config)
+    async def downgrade(db: Database) -> None:
+        await migrate.downgrade(db, revision)
+        console.print(f"database at revision {await migrate.current_revision(db) or 'base'}")
 
-    async def main() -> None:
-        db = Database(settings.database)
-        try:
-            await db.ping()
-            await migrate.downgrade(db, revision)
-            console.print(f"database at revision {await migrate.current_revision(db) or 'base'}")
-        finally:
-            await db.dispose()
-
-    _run(main())
+    _with_database(_settings(config), downgrade)
 
 
 @db_app.command("current")
@@ -208,20 +200,12 @@ def db_downgrade(
 def db_current(config: ConfigOption = None) -> None:
     """Print the schema revision of the database and the head this version expects."""
     from oncallm.store import migrate
-    from oncallm.store.db import Database
 
-    settings = _settings(config)
+    async def current(db: Database) -> None:
+        revision = await migrate.current_revision(db)
+        console.print(f"current: {revision or 'empty'}\nhead:    {migrate.head_revision()}")
 
-    async def main() -> None:
-        db = Database(settings.database)
-        try:
-            await db.ping()
-            current = await migrate.current_revision(db)
-            console.print(f"current: {current or 'empty'}\nhead:    {migrate.head_revision()}")
-        finally:
-            await db.dispose()
-
-    _run(main())
+    _with_database(_settings(config), current)
 
 
 @config_app.command("show")

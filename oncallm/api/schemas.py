@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from oncallm.triage.targets import Target
+
 
 class Problem(BaseModel):
     """RFC 9457 problem details."""
@@ -33,14 +35,6 @@ class IngestAccepted(BaseModel):
     duplicate: bool = Field(
         description="True when this exact notification was received before (nothing changed)."
     )
-
-
-class Target(BaseModel):
-    kind: str
-    name: str
-    namespace: str | None = None
-    container: str | None = None
-    label: str
 
 
 class Triage(BaseModel):

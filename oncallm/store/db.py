@@ -104,7 +104,11 @@ class Database:
             async with self.read() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+            where = make_url(self.url).render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+            raise StorageUnavailable(
+                f"cannot reach the database at {where}: {type(exc).__name__}: {reason}"
+            ) from exc
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

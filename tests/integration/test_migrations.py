@@ -60,3 +60,24 @@ def test_cli_db_upgrade_and_current(database_url: str) -> None:
         check=False,
     )
     assert f"current: {migrate.head_revision()}" in current.stdout
+
+
+def test_cli_unreachable_database_is_one_line_without_the_password() -> None:
+    from tests.support.services import free_port
+
+    env = oncallm_env(f"postgresql+asyncpg://oncallm:hunter2@127.0.0.1:{free_port()}/oncallm")
+    result = subprocess.run(
+        [sys.executable, "-m", "oncallm", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        "error: cannot reach the database at postgresql+asyncpg://oncallm:***@"
+    )
+    assert "hunter2" not in result.stderr

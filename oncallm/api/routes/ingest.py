@@ -141,31 +141,26 @@ async def _accept(request: Request, state: AppState) -> JSONResponse:
     return JSONResponse(accepted.model_dump(), status_code=202)
 
 
-@router.post(
-    "/api/v1/alerts/alertmanager",
-    status_code=202,
-    response_model=IngestAccepted,
-    responses=_ERRORS,
-    dependencies=[Depends(webhook_auth)],
-    openapi_extra=WEBHOOK_BODY,
-    summary="Receive an Alertmanager webhook notification (payload version 4)",
-)
-async def ingest_alertmanager(
-    request: Request, state: Annotated[AppState, Depends(app_state)]
-) -> JSONResponse:
+async def ingest(request: Request, state: Annotated[AppState, Depends(app_state)]) -> JSONResponse:
     return await _ingest(request, state)
 
 
-@router.post(
-    "/webhook",
-    status_code=202,
-    response_model=IngestAccepted,
-    responses=_ERRORS,
-    dependencies=[Depends(webhook_auth)],
-    openapi_extra=WEBHOOK_BODY,
-    summary="Alias of /api/v1/alerts/alertmanager for existing OncallM setups",
-)
-async def ingest_webhook_alias(
-    request: Request, state: Annotated[AppState, Depends(app_state)]
-) -> JSONResponse:
-    return await _ingest(request, state)
+for _path, _summary in (
+    (
+        "/api/v1/alerts/alertmanager",
+        "Receive an Alertmanager webhook notification (payload version 4)",
+    ),
+    ("/webhook", "Alias of /api/v1/alerts/alertmanager for existing OncallM setups"),
+):
+    router.add_api_route(
+        _path,
+        ingest,
+        methods=["POST"],
+        status_code=202,
+        response_model=IngestAccepted,
+        responses=_ERRORS,
+        dependencies=[Depends(webhook_auth)],
+        openapi_extra=WEBHOOK_BODY,
+        summary=_summary,
+        operation_id="ingest_alertmanager" if _path.startswith("/api") else "ingest_webhook_alias",
+    )
