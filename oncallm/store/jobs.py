@@ -40,7 +40,12 @@ class ClaimedJob:
 def _runnable(now: datetime) -> Any:
     return or_(
         and_(TriageJob.status == "queued", TriageJob.run_after <= now),
-        and_(TriageJob.status == "running", TriageJob.lease_expires_at < now),
+        # A dead worker's job, if it has attempts left (else fail_exhausted fails it).
+        and_(
+            TriageJob.status == "running",
+            TriageJob.lease_expires_at < now,
+            TriageJob.attempts < TriageJob.max_attempts,
+        ),
     )
 
 

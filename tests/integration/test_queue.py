@@ -107,6 +107,7 @@ async def test_lease_expiring_on_the_last_attempt_fails_the_job(db: Database) ->
     job = await queue.claim(db, "dead-worker", timedelta(milliseconds=10))
     assert job is not None
     await asyncio.sleep(0.05)
+    assert await queue.claim(db, "other", timedelta(seconds=30)) is None  # no attempts left
     assert await queue.fail_exhausted(db) == 1
     row = await _job(db)
     assert row.status == "failed"
