@@ -49,10 +49,10 @@ async def _post_samples(settings: Settings, console: Console) -> None:
             urls += [a["url"] for a in response.json()["alerts"]]
     base = settings.server.public_url
     console.print(f"\n[bold green]OncallM demo is running[/] — {len(urls)} sample alerts posted.")
-    console.print(f"Open [bold]{base}/api/v1/alerts[/] to see them; each alert's link:")
+    console.print(f"Open [bold]{base}/alerts[/] to see them; each alert's own page:")
     for url in urls:
         console.print(f"  {url}")
-    console.print(f"API docs: {base}/docs · metrics: {base}/metrics · Ctrl-C to stop.\n")
+    console.print(f"JSON API: {base}/api/v1/alerts · docs: {base}/docs · Ctrl-C to stop.\n")
 
 
 def run_demo(settings: Settings) -> None:
