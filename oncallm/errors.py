@@ -51,12 +51,6 @@ class UnsupportedMediaType(OncallmError):
     title = "Unsupported media type"
 
 
-class PayloadTooLarge(OncallmError):
-    status = 413
-    slug = "payload-too-large"
-    title = "Request body too large"
-
-
 class Unauthorized(OncallmError):
     status = 401
     slug = "unauthorized"

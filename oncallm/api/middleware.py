@@ -9,17 +9,17 @@ handlers render like any other error).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oncallm.api.problems import INGEST_PATHS, PROBLEM_BASE, PROBLEM_JSON
-from oncallm.observability import HTTP_LATENCY, NOTIFICATIONS_REJECTED
+from oncallm.api.problems import problem_response
+from oncallm.observability import HTTP_LATENCY
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
@@ -59,7 +59,7 @@ class RequestContextMiddleware:
 
         try:
             if declared_length.isdigit() and int(declared_length) > self.max_body_bytes:
-                await self._refuse_too_large(scope, send_with_id, request_id)
+                await self._refuse_too_large(scope, receive, send_with_id)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
@@ -72,7 +72,7 @@ class RequestContextMiddleware:
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0
-        limit = self.max_body_bytes
+        limit, detail = self.max_body_bytes, self._too_large()
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -80,37 +80,17 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(
-                        413, f"request body exceeds the {limit}-byte limit (server.max_body_bytes)"
-                    )
+                    raise HTTPException(413, detail)
             return message
 
         return limited_receive
 
-    async def _refuse_too_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        if scope["path"] in INGEST_PATHS:
-            NOTIFICATIONS_REJECTED.labels("payload-too-large").inc()
-        payload = json.dumps(
-            {
-                "type": PROBLEM_BASE + "payload-too-large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"request body exceeds the {self.max_body_bytes}-byte limit "
-                "(server.max_body_bytes)",
-                "instance": scope["path"],
-                "request_id": request_id,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    # The unread body is left on the socket; the connection cannot be reused.
-                    (b"connection", b"close"),
-                ],
-            }
+    def _too_large(self) -> str:
+        return f"request body exceeds the {self.max_body_bytes}-byte limit (server.max_body_bytes)"
+
+    async def _refuse_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The unread body is left on the socket, so the connection cannot be reused.
+        response = problem_response(
+            Request(scope, receive), 413, self._too_large(), headers={"connection": "close"}
         )
-        await send({"type": "http.response.body", "body": payload})
+        await response(scope, receive, send)

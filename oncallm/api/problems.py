@@ -87,14 +87,6 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = _field_errors(exc)
-    if any(f["type"] == "json_invalid" for f in fields):
-        return problem_response(
-            request,
-            400,
-            "the request body is not valid JSON (UTF-8 encoded)",
-            slug="malformed-json",
-            title="Malformed JSON",
-        )
     if any(f["field"] == "version" and f["in"] == "body" for f in fields):
         return problem_response(
             request,

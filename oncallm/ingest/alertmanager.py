@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 # A fingerprint goes into URLs (/alerts/{fingerprint}); Alertmanager's are 16 hex digits,
 # other senders use similar tokens. Anything outside this set is refused, not escaped.
 FINGERPRINT_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
-_FINGERPRINT_RE = re.compile(FINGERPRINT_PATTERN)
 
 # Go's zero time, which Alertmanager sends as endsAt for alerts that have not ended.
 _GO_ZERO_YEAR = 1
@@ -216,7 +215,3 @@ def normalise(payload: AlertmanagerWebhook, limits: IngestLimits) -> IncomingNot
         external_url=payload.external_url,
         alerts=tuple(by_key.values()),
     )
-
-
-def is_valid_fingerprint(value: str) -> bool:
-    return bool(_FINGERPRINT_RE.match(value))

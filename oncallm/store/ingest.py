@@ -39,11 +39,6 @@ def content_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    dialect = conn.dialect.name
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
 async def record_notification(
     db: Database, notification: IncomingNotification, body: bytes, max_attempts: int
 ) -> IngestOutcome:
@@ -51,20 +46,18 @@ async def record_notification(
     now = utcnow()
     async with db.write() as conn:
         inserted = await conn.execute(
-            _insert(conn, Notification)
-            .values(
-                content_sha256=content_digest(body),
-                source=notification.source,
-                received_at=now,
-                receiver=notification.receiver,
-                status=notification.status,
-                group_key=notification.group_key,
-                external_url=notification.external_url,
-                alert_count=len(notification.alerts),
-                body=body.decode("utf-8"),
-            )
-            .on_conflict_do_nothing(index_elements=["content_sha256"])
-            .returning(Notification.id)
+            _statements(conn.dialect.name).insert_notification,
+            {
+                "content_sha256": content_digest(body),
+                "source": notification.source,
+                "received_at": now,
+                "receiver": notification.receiver,
+                "status": notification.status,
+                "group_key": notification.group_key,
+                "external_url": notification.external_url,
+                "alert_count": len(notification.alerts),
+                "body": body.decode("utf-8"),
+            },
         )
         notification_id = inserted.scalar_one_or_none()
         if notification_id is None:
@@ -209,6 +202,7 @@ class _Statements:
     ``.values(rows)``, which SQLAlchemy cannot cache and recompiles per notification);
     SQLAlchemy still sends one multi-row INSERT ... RETURNING ("insertmanyvalues")."""
 
+    insert_notification: Any
     insert_occurrences: Any
     insert_jobs: Any
     insert_timeline: Any
@@ -219,6 +213,9 @@ class _Statements:
 def _statements(dialect: str) -> _Statements:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return _Statements(
+        insert_notification=insert(Notification)
+        .on_conflict_do_nothing(index_elements=["content_sha256"])
+        .returning(Notification.id),
         insert_occurrences=insert(Occurrence)
         .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
         .returning(Occurrence.id, Occurrence.fingerprint, Occurrence.starts_at),

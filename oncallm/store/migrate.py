@@ -6,6 +6,7 @@ Alembic is driven programmatically (no alembic.ini to ship); migrations live in
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -27,6 +28,7 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache  # the scripts ship with the package; readiness probes ask every few seconds
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None

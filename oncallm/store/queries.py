@@ -126,8 +126,11 @@ async def _job_and_result(
     ).first()
     if job is None:
         return None, None
-    result = (await conn.execute(select(TriageResult).where(TriageResult.job_id == job.id))).first()
-    return job, result
+    return job, await _result_of(conn, job.id)
+
+
+async def _result_of(conn: AsyncConnection, job_id: int) -> Row[Any] | None:
+    return (await conn.execute(select(TriageResult).where(TriageResult.job_id == job_id))).first()
 
 
 async def get_alert(db: Database, fingerprint: str, base_url: str) -> dict[str, Any] | None:
@@ -166,9 +169,7 @@ async def get_triage(db: Database, triage_id: int, base_url: str) -> dict[str, A
         job = (await conn.execute(select(TriageJob).where(TriageJob.id == triage_id))).first()
         if job is None:
             return None
-        result = (
-            await conn.execute(select(TriageResult).where(TriageResult.job_id == job.id))
-        ).first()
+        result = await _result_of(conn, job.id)
         occurrence = (
             await conn.execute(
                 select(Occurrence.fingerprint, Occurrence.alertname, Occurrence.starts_at).where(
