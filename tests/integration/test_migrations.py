@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from sqlalchemy import inspect
 
 from oncallm.config import DatabaseSettings
 from oncallm.store import migrate
 from oncallm.store.db import Database
-from tests.support.services import oncallm_env
+from tests.support.services import free_port, oncallm_env, run_oncallm
 
 CORE = {"notifications", "occurrences", "timeline_entries"}
 QUEUE = {"triage_jobs", "triage_results"}
@@ -41,39 +38,16 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
 def test_cli_db_upgrade_and_current(database_url: str) -> None:
     env = oncallm_env(database_url)
-    up = subprocess.run(
-        [sys.executable, "-m", "oncallm", "db", "upgrade"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    up = run_oncallm(["db", "upgrade"], env)
     assert up.returncode == 0, up.stderr
     assert f"database at revision {migrate.head_revision()}" in up.stdout
-    current = subprocess.run(
-        [sys.executable, "-m", "oncallm", "db", "current"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    current = run_oncallm(["db", "current"], env)
     assert f"current: {migrate.head_revision()}" in current.stdout
 
 
 def test_cli_unreachable_database_is_one_line_without_the_password() -> None:
-    from tests.support.services import free_port
-
     env = oncallm_env(f"postgresql+asyncpg://oncallm:hunter2@127.0.0.1:{free_port()}/oncallm")
-    result = subprocess.run(
-        [sys.executable, "-m", "oncallm", "db", "upgrade"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_oncallm(["db", "upgrade"], env)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

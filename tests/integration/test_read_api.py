@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
@@ -13,7 +14,8 @@ from tests.support.payloads import am_alert, am_notification, resolved
 WEBHOOK = "/api/v1/alerts/alertmanager"
 
 
-async def _seed(client: httpx.AsyncClient) -> None:
+async def _seed(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Three alerts (the first resolved); returns them as posted."""
     alerts = [
         am_alert(
             "1000000000000001",
@@ -43,6 +45,7 @@ async def _seed(client: httpx.AsyncClient) -> None:
         assert (await client.post(WEBHOOK, json=am_notification(alert))).status_code == 202
     first = am_notification(alerts[0])
     assert (await client.post(WEBHOOK, json=resolved(first))).status_code == 202
+    return alerts
 
 
 async def _fingerprints(client: httpx.AsyncClient, **params: str) -> list[str]:
@@ -125,22 +128,13 @@ async def test_request_id_is_echoed_and_kept_in_problems(client: httpx.AsyncClie
 
 
 async def test_readyz_and_metrics(client: httpx.AsyncClient) -> None:
-    await _seed(client)
+    seeded = await _seed(client)
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "worker": "ok"}
     assert (await client.get("/healthz")).json() == {"status": "ok", "checks": {}}
     await client.post(WEBHOOK, content=b"{", headers={"content-type": "application/json"})
-    twin = am_notification(
-        am_alert(
-            "1000000000000002",
-            namespace="shop",
-            pod="b",
-            cluster="us",
-            alertname="KubePodNotReady",
-            starts_at="2026-11-26T02:00:00Z",
-        )
-    )
+    twin = am_notification(seeded[1])  # the same firing alert, from the HA peer
     twin["externalURL"] = "http://alertmanager-1:9093"
     assert (await client.post(WEBHOOK, json=twin)).json()["duplicate"] is False
     text = (await client.get("/metrics")).text

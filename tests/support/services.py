@@ -225,6 +225,18 @@ class OncallmProcess:
         return self.process.returncode
 
 
+def run_oncallm(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one `oncallm` command to completion, as a user would from a shell."""
+    return subprocess.run(
+        [sys.executable, "-m", "oncallm", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def start_oncallm(args: list[str], env: dict[str, str], log_dir: Path) -> OncallmProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"oncallm-{args[0]}-{time.monotonic_ns()}.log"

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from oncallm.config import describe_settings, load_settings, render_config_docs
 from oncallm.errors import ConfigError
+from tests.support.services import run_oncallm
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for key in list(os.environ):
         if key.startswith("ONCALLM_"):
             monkeypatch.delenv(key)
@@ -83,17 +82,8 @@ def test_missing_config_file_is_reported(tmp_path: Path) -> None:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
     base = {k: v for k, v in os.environ.items() if not k.startswith("ONCALLM_")}
-    return subprocess.run(
-        [sys.executable, "-m", "oncallm", *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_oncallm(list(args), {**base, **(env or {})})
 
 
 def test_config_show_masks_secrets_and_names_sources() -> None:
