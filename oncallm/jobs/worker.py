@@ -178,13 +178,9 @@ class Worker:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             bound.error("triage attempt failed", error=error, trace=traceback.format_exc(limit=5))
-            retry_in = None
-            if job.attempts < job.max_attempts:
-                retry_in = queue.backoff_delay(
-                    job.attempts,
-                    self.settings.backoff_base_seconds,
-                    self.settings.backoff_max_seconds,
-                )
+            retry_in = queue.backoff_delay(
+                job.attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+            )
             try:
                 outcome = await queue.fail(self.db, job, self.id, error, retry_in)
             except LeaseLost:

@@ -183,13 +183,12 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return float(min(cap, base * (2 ** max(0, attempt - 1))))
 
 
-async def fail(
-    db: Database, job: ClaimedJob, worker_id: str, error: str, retry_in: float | None
-) -> str:
-    """Record a failed attempt: requeue after ``retry_in`` seconds, or fail for good."""
+async def fail(db: Database, job: ClaimedJob, worker_id: str, error: str, retry_in: float) -> str:
+    """Record a failed attempt: requeue after ``retry_in`` seconds, or fail for good when
+    it was the last attempt."""
     now = utcnow()
     error = error[:4000]
-    final = retry_in is None or job.attempts >= job.max_attempts
+    final = job.attempts >= job.max_attempts
     values: dict[str, Any] = {
         "lease_owner": None,
         "lease_expires_at": None,
@@ -200,7 +199,6 @@ async def fail(
         values.update(status="failed", step="failed", finished_at=now)
         kind, message = "triage.failed", f"triage failed after {job.attempts} attempts: {error}"
     else:
-        assert retry_in is not None
         values.update(status="queued", step=None, run_after=now + timedelta(seconds=retry_in))
         kind = "triage.retry"
         message = f"attempt {job.attempts} failed: {error}; retrying in {retry_in:.0f}s"
