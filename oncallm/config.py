@@ -160,6 +160,94 @@ class JobSettings(_Section):
         return self
 
 
+class ClusterSettings(_Section):
+    """How to reach one cluster: a kubeconfig context, the in-cluster account, or a snapshot."""
+
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="Kubeconfig file; unset means `$KUBECONFIG`, then `~/.kube/config`.",
+    )
+    context: str | None = Field(
+        default=None, description="Kubeconfig context; unset means its current context."
+    )
+    in_cluster: bool = Field(
+        default=False, description="Use the pod's service account instead of a kubeconfig."
+    )
+    snapshot: Path | None = Field(
+        default=None,
+        description="Read this snapshot directory (DESIGN.md 4.2) instead of a live API server.",
+    )
+    qps: float = Field(default=20.0, gt=0, description="Most API requests per second.")
+    concurrency: int = Field(
+        default=8, ge=1, le=128, description="Most API requests in flight at once."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of every API request.")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> ClusterSettings:
+        if self.snapshot is not None and (self.in_cluster or self.kubeconfig or self.context):
+            raise ValueError("a cluster is either a snapshot or a live API, not both")
+        if self.in_cluster and (self.kubeconfig or self.context):
+            raise ValueError("in_cluster excludes kubeconfig and context")
+        return self
+
+
+class KubernetesSettings(_Section):
+    clusters: dict[str, ClusterSettings] = Field(
+        default_factory=dict,
+        description=(
+            "Clusters by name, matched against the alert's `cluster` label. Empty means one "
+            "cluster reached through the standard kubeconfig (or in-cluster account)."
+        ),
+    )
+    default_cluster: str | None = Field(
+        default=None,
+        description=(
+            "Cluster for alerts without a `cluster` label (or an unknown one); "
+            "unset means the only configured cluster."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _default_is_configured(self) -> KubernetesSettings:
+        if self.default_cluster is not None and self.clusters:
+            if self.default_cluster not in self.clusters:
+                raise ValueError(
+                    f"kubernetes.default_cluster {self.default_cluster!r} is not one of "
+                    f"kubernetes.clusters ({', '.join(sorted(self.clusters))})"
+                )
+        return self
+
+
+class TriageSettings(_Section):
+    gather_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Reads one triage makes at once."
+    )
+    max_pods: int = Field(
+        default=10, ge=1, le=200, description="Pods of one workload inspected in detail."
+    )
+    log_tail_lines: int = Field(
+        default=200, ge=10, le=10_000, description="Log lines read per container."
+    )
+    log_limit_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Log bytes read per container."
+    )
+    stale_event_minutes: int = Field(
+        default=60,
+        ge=1,
+        description="Warning events last seen this long before the alert started are history.",
+    )
+    min_confidence: float = Field(
+        default=0.35,
+        ge=0,
+        le=1,
+        description="A root cause less certain than this is reported as `Unknown`.",
+    )
+    eval_min_accuracy: float = Field(
+        default=0.9, ge=0, le=1, description="`oncallm eval` fails below this accuracy."
+    )
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged."
@@ -185,6 +273,8 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    triage: TriageSettings = Field(default_factory=TriageSettings)
 
     @classmethod
     def settings_customise_sources(

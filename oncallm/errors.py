@@ -71,3 +71,19 @@ class LeaseLost(OncallmError):
     status = 409
     slug = "lease-lost"
     title = "Job lease lost"
+
+
+class SourceError(OncallmError):
+    """A cluster or metrics source could not answer a read; triage records it as a gap."""
+
+    status = 502
+    slug = "source-error"
+    title = "Source unavailable"
+
+
+class SnapshotError(OncallmError):
+    """A snapshot directory is missing or holds something that is not a Kubernetes object."""
+
+    status = 400
+    slug = "invalid-snapshot"
+    title = "Invalid snapshot"
