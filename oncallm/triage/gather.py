@@ -1,0 +1,492 @@
+"""The gatherer: from an alert's targets, read the neighbourhood that can explain it.
+
+It walks outward in rounds — the alerted objects; their owners and the pods they run;
+what those pods use (node, volumes, ConfigMaps/Secrets, Services, policies, quota, HPA);
+events and logs of the objects that matter; then the Services named as dependencies in
+env and logs, and the pods behind them. Each round's reads run concurrently under a
+bound. Cost follows the alert's neighbourhood, never the cluster's size: there is no
+cluster-wide list, and events are read per object with field selectors.
+
+Every failed read becomes a gap, and the triage continues with what it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from oncallm.sources.base import ClusterSource, KubeObject, ObjectRef, SourceError
+from oncallm.sources.selectors import label_selector_to_string, selector_from_match_labels
+from oncallm.triage import kube
+from oncallm.triage.builder import ContextBuilder
+from oncallm.triage.context import AlertView, Dependency, TriageContext
+from oncallm.triage.dependencies import (
+    dedupe,
+    hosts_in_log_line,
+    hosts_in_value,
+    service_ref_for,
+)
+from oncallm.triage.targets import AlertTargets, Target
+
+T = TypeVar("T")
+
+# Kinds whose events explain a triage; Endpoints and ReplicaSets of old revisions rarely do.
+EVENTFUL = frozenset(
+    {
+        "Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+        "PersistentVolumeClaim", "PersistentVolume", "Node", "HorizontalPodAutoscaler",
+        "Service", "ResourceQuota", "Certificate",
+    }
+)  # fmt: skip
+MAX_DEPENDENCIES = 4
+
+
+@dataclass(frozen=True)
+class GatherLimits:
+    concurrency: int = 8
+    max_pods: int = 10
+    log_pods: int = 3
+    event_pods: int = 5
+    tail_lines: int = 200
+    limit_bytes: int = 256 * 1024
+    stale_after: timedelta = timedelta(minutes=60)
+
+
+class Gatherer:
+    def __init__(self, source: ClusterSource, limits: GatherLimits, source_name: str) -> None:
+        self.source = source
+        self.limits = limits
+        self.source_name = source_name
+        self._bound = asyncio.Semaphore(limits.concurrency)
+        self.b: ContextBuilder  # set by run()
+        self._events_read: set[ObjectRef] = set()
+        self._listed: dict[tuple[str, str | None], list[KubeObject]] = {}
+        self._expanded_pods: set[ObjectRef] = set()
+
+    # --- reads: every one bounded, every failure a gap -------------------------------------
+
+    async def _read(self, what: str, call: Awaitable[T], default: T) -> T:
+        async with self._bound:
+            try:
+                return await call
+            except SourceError as exc:
+                self.b.add_gap(what, exc.detail)
+                return default
+
+    async def _get(self, ref: ObjectRef, distance: int) -> KubeObject | None:
+        if self.b.has(ref):
+            return self.b.objects[ref]
+        obj = await self._read(str(ref), self.source.get(ref.kind, ref.name, ref.namespace), None)
+        if obj is not None:
+            self.b.add_object(obj, distance)
+        return obj
+
+    async def _list(
+        self, kind: str, namespace: str | None, distance: int | None, **selectors: str
+    ) -> list[KubeObject]:
+        key_selectors = ",".join(f"{k}={v}" for k, v in sorted(selectors.items()))
+        cache_key = (f"{kind}?{key_selectors}", namespace)
+        if cache_key in self._listed:
+            return self._listed[cache_key]
+        where = f"{kind} in namespace {namespace}" if namespace else f"{kind} (all namespaces)"
+        items = await self._read(
+            f"list {where}", self.source.list_objects(kind, namespace, **selectors), []
+        )
+        for item in items:
+            item.setdefault("kind", kind)
+        self._listed[cache_key] = items
+        if distance is not None:
+            for item in items:
+                self.b.add_object(item, distance)
+        return items
+
+    async def _all(self, calls: Iterable[Awaitable[Any]]) -> list[Any]:
+        return list(await asyncio.gather(*calls))
+
+    # --- the walk -------------------------------------------------------------------------
+
+    async def run(self, alert: AlertView, targets: AlertTargets) -> TriageContext:
+        self.b = ContextBuilder(
+            alert,
+            targets,
+            cluster=targets.cluster or self.source.cluster,
+            source_name=self.source_name,
+            now=await self.source.now(),
+            stale_after=self.limits.stale_after,
+        )
+        subjects = [s for s in await self._all(self._resolve(t) for t in targets.targets) if s]
+        self.b.focus.update(kube.ref(s) for s in subjects)
+        pods = await self._expand_subjects(subjects)
+        await self._expand_pods(pods, distance=1)
+        await self._dependencies(pods)
+        await self._events()
+        return self.b.build()
+
+    async def _resolve(self, target: Target) -> KubeObject | None:
+        if target.kind == "Namespace":
+            return await self._get(ObjectRef("Namespace", None, target.name), 0)
+        if target.namespace is None and target.kind != "Node":
+            # A namespaced name without a namespace label: find it by name everywhere.
+            found = await self._list(
+                target.kind, None, None, field_selector=f"metadata.name={target.name}"
+            )
+            if len(found) == 1:
+                self.b.add_object(found[0], 0)
+                return found[0]
+            if not found:
+                self.b.add_gap(f"{target.kind} {target.name}", "not found in any namespace")
+            return None
+        ref = ObjectRef(target.kind, target.namespace, target.name)
+        obj = await self._get(ref, 0)
+        if obj is None and not self.b.gaps_for(str(ref)):
+            self.b.add_gap(str(ref), "not found (deleted since the alert fired, or renamed)")
+        return obj
+
+    async def _expand_subjects(self, subjects: list[KubeObject]) -> list[KubeObject]:
+        """Owners up and pods down for each alerted object; returns the pods worth reading."""
+        pods: list[KubeObject] = []
+        for found in await self._all(self._around(s) for s in subjects):
+            pods.extend(found)
+        return self._key_pods(pods)
+
+    async def _around(self, obj: KubeObject) -> list[KubeObject]:
+        kind = obj["kind"]
+        if kind == "Pod":
+            await self._owners(obj, 1)
+            workload = self._workload_ref(obj)
+            siblings = await self._workload_pods(workload, 1) if workload else []
+            return [obj, *siblings]
+        if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet"):
+            await self._owners(obj, 1)
+            return await self._workload_pods(kube.ref(obj), 1)
+        if kind == "Service":
+            return await self._service(obj, 1)
+        if kind == "PersistentVolumeClaim":
+            await self._pvc_chain(obj, 1)
+            users = await self._list("Pod", kube.namespace(obj), None)
+            claim = kube.name(obj)
+            using = [p for p in users if claim in kube.pvc_names(p.get("spec") or {})]
+            for pod in using:
+                self.b.add_object(pod, 1)
+            return using
+        if kind == "HorizontalPodAutoscaler":
+            target = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+            if target.get("kind") and target.get("name"):
+                ref = ObjectRef(str(target["kind"]), kube.namespace(obj), str(target["name"]))
+                if await self._get(ref, 1) is not None:
+                    return await self._workload_pods(ref, 2)
+            return []
+        if kind == "Node":
+            on_node = await self._list(
+                "Pod", None, None, field_selector=f"spec.nodeName={kube.name(obj)}"
+            )
+            unhealthy = [p for p in on_node if kube.pod_unhealthy(p)]
+            for pod in unhealthy[: self.limits.max_pods]:
+                self.b.add_object(pod, 1)
+            return unhealthy[: self.limits.max_pods]
+        if kind in ("Namespace", "ResourceQuota"):
+            ns = kube.name(obj) if kind == "Namespace" else kube.namespace(obj)
+            await self._list("ResourceQuota", ns, 1)
+            pods = await self._list("Pod", ns, None)
+            unhealthy = [p for p in pods if kube.pod_unhealthy(p)][: self.limits.max_pods]
+            for pod in unhealthy:
+                self.b.add_object(pod, 1)
+            for workload in await self._all(
+                self._list(k, ns, None) for k in ("ReplicaSet", "StatefulSet", "Job")
+            ):
+                for item in workload:  # controllers that could not create pods say so
+                    if kube.condition_is(item, "ReplicaFailure", "True") or kind == "Namespace":
+                        self.b.add_object(item, 2)
+            return unhealthy
+        return []
+
+    def _workload_ref(self, pod: KubeObject) -> ObjectRef | None:
+        owner = kube.controller_of(pod)
+        while owner is not None and owner in self.b.objects:
+            parent = kube.controller_of(self.b.objects[owner])
+            if parent is None or parent.kind not in kube.WORKLOAD_KINDS:
+                return owner
+            owner = parent
+        return owner
+
+    async def _owners(self, obj: KubeObject, distance: int) -> None:
+        owner = kube.controller_of(obj)
+        while owner is not None and owner.kind in kube.WORKLOAD_KINDS:
+            parent = await self._get(owner, distance)
+            if parent is None:
+                return
+            owner = kube.controller_of(parent)
+            distance += 1
+
+    async def _workload_pods(self, workload: ObjectRef, distance: int) -> list[KubeObject]:
+        obj = self.b.objects.get(workload)
+        if obj is None:
+            return []
+        spec = obj.get("spec") or {}
+        if workload.kind == "CronJob":
+            jobs = [
+                j
+                for j in await self._list("Job", workload.namespace, None)
+                if kube.controller_of(j) == workload
+            ]
+            jobs.sort(key=lambda j: kube.meta(j).get("creationTimestamp") or "")
+            pods: list[KubeObject] = []
+            for job in jobs[-3:]:
+                self.b.add_object(job, distance)
+                pods += await self._workload_pods(kube.ref(job), distance + 1)
+            return pods
+        selector = label_selector_to_string(spec.get("selector"))
+        if workload.kind == "Job" and not selector:
+            selector = f"job-name={workload.name}"
+        if not selector:
+            return []
+        if workload.kind == "Deployment":
+            replica_sets = await self._list(
+                "ReplicaSet", workload.namespace, None, label_selector=selector
+            )
+            owned = [rs for rs in replica_sets if kube.controller_of(rs) == workload]
+            owned.sort(key=_revision)
+            for rs in owned[-2:]:  # newest and previous revision: what changed
+                self.b.add_object(rs, distance)
+        pods = await self._list("Pod", workload.namespace, None, label_selector=selector)
+        chosen = self._key_pods(pods)
+        for pod in chosen:
+            self.b.add_object(pod, distance)
+        return chosen
+
+    def _key_pods(self, pods: list[KubeObject]) -> list[KubeObject]:
+        """Unhealthy pods first (those explain an alert), then a few healthy ones to compare."""
+        unique = {kube.ref(p): p for p in pods}
+        ranked = sorted(unique.values(), key=lambda p: (not kube.pod_unhealthy(p), kube.name(p)))
+        return ranked[: self.limits.max_pods]
+
+    async def _service(self, svc: KubeObject, distance: int) -> list[KubeObject]:
+        ref = kube.ref(svc)
+        await self._all(
+            [
+                self._get(ObjectRef("Endpoints", ref.namespace, ref.name), distance),
+                self._list(
+                    "EndpointSlice",
+                    ref.namespace,
+                    distance,
+                    label_selector=f"kubernetes.io/service-name={ref.name}",
+                ),
+            ]
+        )
+        selector = (svc.get("spec") or {}).get("selector")
+        if not selector:
+            return []
+        pods = await self._list(
+            "Pod", ref.namespace, None, label_selector=selector_from_match_labels(selector)
+        )
+        chosen = self._key_pods(pods)
+        for pod in chosen:
+            self.b.add_object(pod, distance + 1)
+        await self._all(self._owners(p, distance + 2) for p in chosen[:2])
+        return chosen
+
+    async def _pvc_chain(self, pvc: KubeObject, distance: int) -> None:
+        spec = pvc.get("spec") or {}
+        reads = []
+        if spec.get("volumeName"):
+            reads.append(
+                self._get(ObjectRef("PersistentVolume", None, spec["volumeName"]), distance + 1)
+            )
+        if spec.get("storageClassName"):
+            sc = ObjectRef("StorageClass", None, spec["storageClassName"])
+            reads.append(self._get(sc, distance + 1))
+        await self._all(reads)
+        if spec.get("storageClassName") is not None and not self.b.has(
+            ObjectRef("StorageClass", None, str(spec["storageClassName"]))
+        ):
+            return
+        if "storageClassName" not in spec:  # no class named: the default class decides
+            await self._list("StorageClass", None, distance + 1)
+
+    async def _expand_pods(self, pods: list[KubeObject], distance: int) -> None:
+        """What the key pods use, and the namespace rules around them."""
+        fresh = [p for p in pods if kube.ref(p) not in self._expanded_pods]
+        self._expanded_pods.update(kube.ref(p) for p in fresh)
+        reads: list[Awaitable[Any]] = []
+        for pod in fresh:
+            ns, spec = kube.namespace(pod), pod.get("spec") or {}
+            if spec.get("nodeName"):
+                reads.append(self._get(ObjectRef("Node", None, spec["nodeName"]), distance + 1))
+            for claim in kube.pvc_names(spec):
+                reads.append(self._pvc(ObjectRef("PersistentVolumeClaim", ns, claim), distance))
+            for cfg in {(c.kind, c.name) for c in kube.config_references(spec)}:
+                reads.append(self._get(ObjectRef(cfg[0], ns, cfg[1]), distance + 1))
+            reads.append(self._owners(pod, distance + 1))
+        namespaces = {kube.namespace(p) for p in fresh}
+        for ns in sorted(n for n in namespaces if n):
+            reads.append(self._namespace_rules(ns, fresh, distance + 1))
+        await self._all(reads)
+        await self._logs(fresh)
+
+    async def _pvc(self, ref: ObjectRef, distance: int) -> None:
+        pvc = await self._get(ref, distance)
+        if pvc is not None:
+            await self._pvc_chain(pvc, distance)
+
+    async def _namespace_rules(self, ns: str, pods: list[KubeObject], distance: int) -> None:
+        services, policies, hpas, *_ = await self._all(
+            [
+                self._list("Service", ns, None),
+                self._list("NetworkPolicy", ns, distance),
+                self._list("HorizontalPodAutoscaler", ns, None),
+                self._list("ResourceQuota", ns, distance),
+                self._list("LimitRange", ns, distance),
+            ]
+        )
+        del policies
+        ns_pods = [p for p in pods if kube.namespace(p) == ns]
+        selecting = [
+            s
+            for s in services
+            if any(
+                kube.selects((s.get("spec") or {}).get("selector"), kube.labels(p)) for p in ns_pods
+            )
+        ]
+        for svc in selecting:
+            self.b.add_object(svc, distance)
+        await self._all(self._service_endpoints(s, distance) for s in selecting)
+        workloads = {self._workload_ref(p) for p in ns_pods}
+        for hpa in hpas:
+            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if ObjectRef(str(target.get("kind")), ns, str(target.get("name"))) in workloads:
+                self.b.add_object(hpa, distance)
+
+    async def _service_endpoints(self, svc: KubeObject, distance: int) -> None:
+        ref = kube.ref(svc)
+        await self._all(
+            [
+                self._get(ObjectRef("Endpoints", ref.namespace, ref.name), distance + 1),
+                self._list(
+                    "EndpointSlice",
+                    ref.namespace,
+                    distance + 1,
+                    label_selector=f"kubernetes.io/service-name={ref.name}",
+                ),
+            ]
+        )
+
+    async def _logs(self, pods: list[KubeObject]) -> None:
+        reads: list[Awaitable[None]] = []
+        candidates = [p for p in pods if kube.pod_unhealthy(p) or p is pods[0]]
+        for pod in candidates[: self.limits.log_pods]:
+            for ctr in kube.containers(pod):
+                if not ctr.status:
+                    continue  # never started: no log to read
+                started = ctr.running or ctr.terminated or ctr.restarts > 0
+                if started and not (ctr.waiting and ctr.restarts == 0):
+                    reads.append(self._log(pod, ctr.name, previous=False))
+                if ctr.restarts > 0 or ctr.last_terminated:
+                    reads.append(self._log(pod, ctr.name, previous=True))
+        await self._all(reads)
+
+    async def _log(self, pod: KubeObject, container: str, *, previous: bool) -> None:
+        ns, name = kube.namespace(pod) or "", kube.name(pod)
+        which = "previous logs" if previous else "logs"
+        text = await self._read(
+            f"{which} of container {container} in Pod {ns}/{name}",
+            self.source.logs(
+                ns,
+                name,
+                container,
+                previous=previous,
+                tail_lines=self.limits.tail_lines,
+                limit_bytes=self.limits.limit_bytes,
+            ),
+            None,
+        )
+        if text:
+            self.b.add_log(ns, name, container, previous, text)
+
+    async def _dependencies(self, pods: list[KubeObject]) -> None:
+        """Follow Services named in env and error logs to the pods behind them."""
+        wanted: dict[ObjectRef, list[Dependency]] = {}
+        for pod in pods:
+            pod_ref, ns = kube.ref(pod), kube.namespace(pod)
+            named = [
+                (f"env {env}", h)
+                for _c, env, value in kube.env_values(pod.get("spec") or {})
+                for h in hosts_in_value(value)
+            ]
+            for excerpt in self.b.logs.values():
+                if excerpt.pod == pod_ref.name and excerpt.namespace == ns:
+                    named += [
+                        ("log", h) for line in excerpt.error_lines for h in hosts_in_log_line(line)
+                    ]
+            for via, host in dedupe_named(named):
+                service = service_ref_for(host.host, ns) or self._service_by_ip(host.host)
+                dep = Dependency(pod_ref, host.host, host.port, service, via, host.line)
+                self.b.add_dependency(dep)
+                own = {
+                    kube.ref(s)
+                    for s in self.b.objects.values()
+                    if s.get("kind") == "Service"
+                    and kube.selects((s.get("spec") or {}).get("selector"), kube.labels(pod))
+                }
+                if service is not None and service not in own:
+                    wanted.setdefault(service, []).append(dep)
+        targets = list(wanted)[:MAX_DEPENDENCIES]
+        services = await self._all(self._get(ref, 2) for ref in targets)
+        behind: list[KubeObject] = []
+        for svc in services:
+            if svc is not None:
+                behind += await self._service(svc, 2)
+        await self._expand_pods(self._key_pods(behind)[:3], distance=3)
+
+    def _service_by_ip(self, host: str) -> ObjectRef | None:
+        for obj in self.b.objects.values():
+            if obj.get("kind") == "Service" and (obj.get("spec") or {}).get("clusterIP") == host:
+                return kube.ref(obj)
+        return None
+
+    async def _events(self) -> None:
+        """Events of the objects that matter, each read with its own field selector."""
+        pods = [r for r in self.b.objects if r.kind == "Pod"]
+        pods.sort(key=lambda r: self.b.distance.get(r, 99))
+        chosen_pods = set(pods[: self.limits.event_pods])
+        refs = [
+            r
+            for r in self.b.objects
+            if r.kind in EVENTFUL
+            and (r.kind != "Pod" or r in chosen_pods)
+            and r not in self._events_read
+        ]
+        self._events_read.update(refs)
+        results = await self._all(
+            self._read(f"events for {r}", self.source.events_for(r), []) for r in refs
+        )
+        for ref, raw in zip(refs, results, strict=True):
+            self.b.add_events(ref, raw)
+
+
+def dedupe_named(named: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    hosts = dedupe(h for _v, h in named)
+    first_via: dict[tuple[str, int | None], str] = {}
+    for via, host in named:
+        first_via.setdefault((host.host, host.port), via)
+    return [(first_via[(h.host, h.port)], h) for h in hosts]
+
+
+def _revision(rs: KubeObject) -> int:
+    value = (kube.meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision")
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+async def gather(
+    source: ClusterSource,
+    alert: AlertView,
+    targets: AlertTargets,
+    limits: GatherLimits,
+    source_name: str = "kubernetes",
+) -> TriageContext:
+    return await Gatherer(source, limits, source_name).run(alert, targets)
