@@ -120,8 +120,16 @@ class FieldRequirement:
         current: Any = obj
         for step in self.path:
             current = current.get(step) if isinstance(current, Mapping) else None
-        actual = "" if current is None else str(current)
-        return (actual == self.value) == self.equal
+        return (field_text(current) == self.value) == self.equal
+
+
+def field_text(value: Any) -> str:
+    """A field's value as the API server compares it: booleans as ``true``/``false``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def parse_field_selector(selector: str | None) -> tuple[FieldRequirement, ...]:

@@ -107,10 +107,13 @@ def _objects(doc: Any, path: Path) -> Iterator[KubeObject]:
 class SnapshotIndex:
     """Every object of a snapshot directory, indexed for the queries triage makes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keep_secret_values: bool = False) -> None:
+        """Index ``root``. ``keep_secret_values`` is for the test API fake only, which must
+        serve Secrets as an API server does so that the live source's redaction is tested."""
         if not root.is_dir():
             raise SnapshotError(f"snapshot directory {root} does not exist")
         self.root = root
+        self._keep_secret_values = keep_secret_values
         self.by_ref: dict[ObjectRef, KubeObject] = {}
         self.by_kind: dict[tuple[str, str | None], list[KubeObject]] = defaultdict(list)
         self.by_kind_all: dict[str, list[KubeObject]] = defaultdict(list)
@@ -166,7 +169,8 @@ class SnapshotIndex:
                 self.events[target].append(obj)
             stamps = [parse_time(obj.get(f)) for f in _TIMESTAMP_FIELDS]
             return max((s for s in stamps if s), default=None)
-        obj = redact_secret(obj)
+        if not self._keep_secret_values:
+            obj = redact_secret(obj)
         meta = obj["metadata"]
         namespace = meta.get("namespace") or None
         self.by_ref[ObjectRef(kind, namespace, meta["name"])] = obj

@@ -1,0 +1,1 @@
+"""Protocol-level fakes: real servers speaking real APIs over snapshot directories."""
