@@ -602,3 +602,122 @@ def resource_quota(name: str, namespace: str = "shop", *, hard: Mapping[str, str
     return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": metadata(name, namespace),
             "spec": {"hard": dict(hard)},
             "status": {"hard": dict(hard), "used": dict(used)}}  # fmt: skip
+
+
+def daemonset(
+    name: str, namespace: str = "kube-system", *, labels: Mapping[str, str] | None = None,
+    generation: int = 3, status: Mapping[str, Any] | None = None,
+    containers: Sequence[Mapping[str, Any]] | None = None,
+) -> KubeObject:  # fmt: skip
+    labels = dict(labels or {"app": name})
+    full_status: dict[str, Any] = {
+        "observedGeneration": generation, "desiredNumberScheduled": 3,
+        "currentNumberScheduled": 3, "updatedNumberScheduled": 3, "numberReady": 3,
+        "numberAvailable": 3, "numberMisscheduled": 0,
+    }  # fmt: skip
+    full_status.update(status or {})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": metadata(name, namespace, labels=labels, generation=generation),
+        "spec": {"selector": {"matchLabels": labels}, "template": template(labels, containers),
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}},
+        "status": full_status,
+    }  # fmt: skip
+
+
+def job(
+    name: str, namespace: str = "batch", *, owner: ObjectRef | None = None,
+    failed: int = 0, succeeded: int = 0, active: int = 0,
+    conditions: Sequence[Mapping[str, Any]] = (), backoff_limit: int = 6,
+    started_minutes_ago: float = 30, containers: Sequence[Mapping[str, Any]] | None = None,
+) -> KubeObject:  # fmt: skip
+    labels = {"batch.kubernetes.io/job-name": name, "job-name": name}
+    status: dict[str, Any] = {"startTime": ts(started_minutes_ago)}
+    for key, value in (("failed", failed), ("succeeded", succeeded), ("active", active)):
+        if value:
+            status[key] = value
+    if conditions:
+        status["conditions"] = [dict(c) for c in conditions]
+    tpl = template(labels, containers)
+    tpl["spec"]["restartPolicy"] = "Never"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(name, namespace, labels=labels, owner=owner,
+                             created_minutes_ago=started_minutes_ago),
+        "spec": {"backoffLimit": backoff_limit, "completions": 1, "parallelism": 1,
+                 "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid":
+                                              f"uid-{name}"}},
+                 "template": tpl},
+        "status": status,
+    }  # fmt: skip
+
+
+def job_condition(type_: str, reason: str, message: str, minutes_ago: float = 5) -> dict[str, Any]:
+    return {"type": type_, "status": "True", "reason": reason, "message": message,
+            "lastProbeTime": ts(minutes_ago), "lastTransitionTime": ts(minutes_ago)}  # fmt: skip
+
+
+def cronjob(name: str, namespace: str = "batch", *, schedule: str = "0 * * * *") -> KubeObject:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, namespace),
+        "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "suspend": False,
+                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                 "jobTemplate": {"spec": {"backoffLimit": 2,
+                                          "template": template({"app": name})}}},
+        "status": {"lastScheduleTime": ts(10)},
+    }  # fmt: skip
+
+
+def hpa(
+    name: str, namespace: str = "shop", *, target: str | None = None, min_replicas: int = 2,
+    max_replicas: int = 10, current: int = 4, desired: int | None = None,
+    metrics: Sequence[Mapping[str, Any]] | None = None,
+    current_metrics: Sequence[Mapping[str, Any]] | None = None,
+    conditions: Sequence[Mapping[str, Any]] = (),
+) -> KubeObject:  # fmt: skip
+    cpu = {"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 70}}}  # fmt: skip
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(name, namespace),
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": target or name},
+                 "minReplicas": min_replicas, "maxReplicas": max_replicas,
+                 "metrics": [dict(m) for m in (metrics if metrics is not None else [cpu])]},
+        "status": {"currentReplicas": current,
+                   "desiredReplicas": current if desired is None else desired,
+                   "currentMetrics": [dict(m) for m in current_metrics or []],
+                   "conditions": [dict(c) for c in conditions]},
+    }  # fmt: skip
+
+
+def condition(type_: str, status: str, reason: str, message: str = "",
+              minutes_ago: float = 5) -> dict[str, Any]:  # fmt: skip
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": ts(minutes_ago)}  # fmt: skip
+
+
+def certificate(name: str, namespace: str = "shop", *, secret_name: str, ready: bool = True,
+                not_after: str | None = None, reason: str = "Ready", message: str = "",
+                issuer: str = "letsencrypt-prod") -> KubeObject:  # fmt: skip
+    status: dict[str, Any] = {"conditions": [
+        {"type": "Ready", "status": "True" if ready else "False", "reason": reason,
+         "message": message or ("Certificate is up to date and has not expired" if ready
+                                else "Certificate is not ready"),
+         "lastTransitionTime": ts(60), "observedGeneration": 1}]}  # fmt: skip
+    if not_after:
+        status["notAfter"] = not_after
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": metadata(name, namespace, generation=1),
+        "spec": {"secretName": secret_name, "dnsNames": [f"{name}.example.com"],
+                 "issuerRef": {"kind": "ClusterIssuer", "name": issuer}},
+        "status": status,
+    }  # fmt: skip

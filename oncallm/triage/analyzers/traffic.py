@@ -123,10 +123,15 @@ def _judge(
     count = sum(len(s.lines) for s in seen)
     named = any(s.named for s in seen)
     evidence = [
-        ledger.cite_log(s.excerpt.namespace, s.excerpt.pod, s.excerpt.container,
-                        s.excerpt.previous, [redact(line) for line in s.lines[-5:]])
+        ledger.cite_log(
+            s.excerpt.namespace,
+            s.excerpt.pod,
+            s.excerpt.container,
+            s.excerpt.previous,
+            [redact(line) for line in s.lines[-5:]],
+        )
         for s in seen
-    ]  # fmt: skip
+    ]
     words = ", ".join(KIND_WORDS[k] for k in sorted(kinds))
     lead = f"{client.workload} cannot reach {target.address} ({words}; {plural(count, 'log line')})"
     facts: dict[str, Any] = {
@@ -151,10 +156,14 @@ def _judge(
         yield Finding(
             Category.DependencyFailure,
             f"{lead}: the cluster DNS does not answer, so the name cannot be looked up",
-            client.workload, KUBE_DNS, tuple(evidence), 0.6 - penalty, analyzer,
+            client.workload,
+            KUBE_DNS,
+            tuple(evidence),
+            0.6 - penalty,
+            analyzer,
             blames=blames + _blames(ctx, KUBE_DNS, backends),
             facts={**facts, "rule": "dns"},
-        )  # fmt: skip
+        )
         return
     svc = target.service
     if target.ref is None:
@@ -162,9 +171,13 @@ def _judge(
             Category.DependencyFailure,
             f"{lead}: {target.host} is outside the cluster — check it is up and reachable "
             "from the cluster",
-            client.workload, ObjectRef("ExternalHost", None, target.address), tuple(evidence),
-            0.6 - penalty, analyzer, facts={**facts, "rule": "external"},
-        )  # fmt: skip
+            client.workload,
+            ObjectRef("ExternalHost", None, target.address),
+            tuple(evidence),
+            0.6 - penalty,
+            analyzer,
+            facts={**facts, "rule": "external"},
+        )
         return
     ref = target.ref
     facts["service"] = f"{ref.namespace}/{ref.name}"
@@ -173,10 +186,16 @@ def _judge(
         confidence = 0.4 if unread else (0.7 if "unresolved" in kinds else 0.6)
         why = "could not be read" if unread else "does not exist"
         yield Finding(
-            Category.DependencyFailure, f"{lead}: Service {ref.namespace}/{ref.name} {why}",
-            client.workload, ref, tuple(evidence), confidence - penalty, analyzer,
-            blames=(ref,), facts={**facts, "rule": "missing-service"},
-        )  # fmt: skip
+            Category.DependencyFailure,
+            f"{lead}: Service {ref.namespace}/{ref.name} {why}",
+            client.workload,
+            ref,
+            tuple(evidence),
+            confidence - penalty,
+            analyzer,
+            blames=(ref,),
+            facts={**facts, "rule": "missing-service"},
+        )
         return
     spec = svc.get("spec") or {}
     if spec.get("type") == "ExternalName":
@@ -185,9 +204,14 @@ def _judge(
             Category.DependencyFailure,
             f"{lead}: Service {ref.namespace}/{ref.name} is an ExternalName for {outside}, "
             "outside the cluster",
-            client.workload, ref, tuple(evidence), 0.6 - penalty, analyzer, blames=(ref,),
+            client.workload,
+            ref,
+            tuple(evidence),
+            0.6 - penalty,
+            analyzer,
+            blames=(ref,),
             facts={**facts, "rule": "external-name", "external_name": outside},
-        )  # fmt: skip
+        )
         return
     backends = _backends(ctx, svc)
     facts["backends"] = [kube.name(p) for p in backends]
@@ -201,9 +225,14 @@ def _judge(
         yield Finding(
             Category.DependencyFailure,
             f"{lead}: Service {ref.namespace}/{ref.name} has no ready endpoints{behind}",
-            client.workload, ref, tuple(evidence), 0.8 - penalty, analyzer,
-            blames=_blames(ctx, ref, backends), facts={**facts, "rule": "no-endpoints"},
-        )  # fmt: skip
+            client.workload,
+            ref,
+            tuple(evidence),
+            0.8 - penalty,
+            analyzer,
+            blames=_blames(ctx, ref, backends),
+            facts={**facts, "rule": "no-endpoints"},
+        )
         return
     ports = [p.get("port") for p in spec.get("ports") or []]
     if target.port is not None and ports and target.port not in ports:
@@ -211,9 +240,14 @@ def _judge(
             Category.DependencyFailure,
             f"{lead}: Service {ref.namespace}/{ref.name} does not expose port {target.port} "
             f"(it exposes {', '.join(str(p) for p in ports)})",
-            client.workload, ref, tuple(evidence), 0.7 - penalty, analyzer, blames=(ref,),
+            client.workload,
+            ref,
+            tuple(evidence),
+            0.7 - penalty,
+            analyzer,
+            blames=(ref,),
             facts={**facts, "rule": "port-mismatch", "service_ports": ports},
-        )  # fmt: skip
+        )
         return
     serving = [p for p in backends if kube.pod_ready(p)] or backends
     client_pod = next((ctx.objects[d.client] for d in client.deps if d.client in ctx.objects), None)
@@ -228,10 +262,16 @@ def _judge(
         f"{plural(ready or 0, 'ready endpoint')}"
     )
     yield Finding(
-        Category.DependencyFailure, summary, client.workload, ref, tuple(evidence),
-        0.5 - penalty, analyzer, blames=blames + _blames(ctx, ref, backends),
+        Category.DependencyFailure,
+        summary,
+        client.workload,
+        ref,
+        tuple(evidence),
+        0.5 - penalty,
+        analyzer,
+        blames=blames + _blames(ctx, ref, backends),
         facts={**facts, "rule": "blocked" if blames else "serving", "ready": ready},
-    )  # fmt: skip
+    )
 
 
 def _dns_block(ctx: TriageContext, client: _Client, seen: list[Sighting]) -> Block | None:
@@ -256,10 +296,13 @@ def _blocked(
     spec = policy.get("spec") or {}
     key = "ingress" if block.direction == netpol.INGRESS else "egress"
     excerpt = json.dumps(
-        {"podSelector": spec.get("podSelector"), "policyTypes": sorted(netpol.policy_types(policy)),
-         key: spec.get(key) or []},
+        {
+            "podSelector": spec.get("podSelector"),
+            "policyTypes": sorted(netpol.policy_types(policy)),
+            key: spec.get(key) or [],
+        },
         separators=(",", ":"),
-    )  # fmt: skip
+    )
     cited = ledger.cite_object(pref, "spec", excerpt)
     isolated = netpol.describe_selector(spec.get("podSelector") or {})
     if block.direction == netpol.INGRESS:
@@ -281,12 +324,21 @@ def _blocked(
         f"{client.workload}'s connections to {client.target.address} time out"
     )
     return Finding(
-        Category.NetworkBlocked, summary, client.workload, pref, (*evidence, cited), confidence,
+        Category.NetworkBlocked,
+        summary,
+        client.workload,
+        pref,
+        (*evidence, cited),
+        confidence,
         analyzer,
         facts={
-            "direction": block.direction, "policy": pref.name, "namespace": pref.namespace,
-            "port": block.port.number, "port_name": block.port.name,
-            "protocol": block.port.protocol, "host": client.target.host,
+            "direction": block.direction,
+            "policy": pref.name,
+            "namespace": pref.namespace,
+            "port": block.port.number,
+            "port_name": block.port.name,
+            "protocol": block.port.protocol,
+            "host": client.target.host,
             "service_port": client.target.port,
             "client_namespace": block.client.namespace,
             "client_labels": selector_labels(block.client.labels),
@@ -295,7 +347,7 @@ def _blocked(
             "client_pod": next((d.client.name for d in client.deps), None),
             "patch": patch_for(block),
         },
-    )  # fmt: skip
+    )
 
 
 def _silent_victim(
@@ -318,11 +370,23 @@ def _silent_victim(
         Category.DependencyFailure,
         f"{client.workload} is unhealthy and its {dep.via} points at {client.target.address}: "
         f"Service {ref.namespace}/{ref.name} has no ready endpoints",
-        client.workload, ref, (cited,), 0.5, analyzer, blames=_blames(ctx, ref, backends),
-        facts={"rule": "no-endpoints", "host": client.target.host, "port": client.target.port,
-               "service": f"{ref.namespace}/{ref.name}", "client": str(client.workload),
-               "client_namespace": client.workload.namespace,
-               "client_pods": [kube.name(p) for p in pods], "containers": [],
-               "backends": [kube.name(p) for p in backends],
-               "selector": dict((svc.get("spec") or {}).get("selector") or {}), "kinds": []},
-    )  # fmt: skip
+        client.workload,
+        ref,
+        (cited,),
+        0.5,
+        analyzer,
+        blames=_blames(ctx, ref, backends),
+        facts={
+            "rule": "no-endpoints",
+            "host": client.target.host,
+            "port": client.target.port,
+            "service": f"{ref.namespace}/{ref.name}",
+            "client": str(client.workload),
+            "client_namespace": client.workload.namespace,
+            "client_pods": [kube.name(p) for p in pods],
+            "containers": [],
+            "backends": [kube.name(p) for p in backends],
+            "selector": dict((svc.get("spec") or {}).get("selector") or {}),
+            "kinds": [],
+        },
+    )

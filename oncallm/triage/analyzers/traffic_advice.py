@@ -46,57 +46,104 @@ def recommend_dependency(finding: Finding, ctx: TriageContext) -> list[Recommend
         selector = selector_text(facts.get("selector") or {})
         backends = facts.get("backends") or []
         commands = (
-            kubectl("get", "endpointslices", "-l", f"kubernetes.io/service-name={svc_name}",
-                    namespace=svc_ns),
-            *((kubectl("get", "pods", "-l", selector, "-o", "wide", namespace=svc_ns),)
-              if selector else ()),
+            kubectl(
+                "get",
+                "endpointslices",
+                "-l",
+                f"kubernetes.io/service-name={svc_name}",
+                namespace=svc_ns,
+            ),
+            *(
+                (kubectl("get", "pods", "-l", selector, "-o", "wide", namespace=svc_ns),)
+                if selector
+                else ()
+            ),
             *(kubectl("describe", "pod", p, namespace=svc_ns) for p in backends[:1]),
-        )  # fmt: skip
-        return [Recommendation(
-            f"Bring back the pods behind Service {svc_name}",
-            f"{facts.get('client')} fails because Service {svc_ns}/{svc_name} has no ready "
-            "endpoints; it recovers once those pods are Ready — fix them, not the client.",
-            commands, "low", finding.confidence,
-        )]  # fmt: skip
+        )
+        return [
+            Recommendation(
+                f"Bring back the pods behind Service {svc_name}",
+                f"{facts.get('client')} fails because Service {svc_ns}/{svc_name} has no ready "
+                "endpoints; it recovers once those pods are Ready — fix them, not the client.",
+                commands,
+                "low",
+                finding.confidence,
+            )
+        ]
     if rule == "missing-service":
-        return [Recommendation(
-            f"Create Service {svc_name} or correct the host {host}",
-            f"{facts.get('client')} calls {host}, but there is no Service {svc_name} in "
-            f"namespace {svc_ns}. Either the Service is missing, or the client's configuration "
-            "names the wrong host or namespace.",
-            (kubectl("get", "services", namespace=svc_ns),
-             f"kubectl get services -A --field-selector metadata.name={svc_name}", *logs),
-            "low", finding.confidence,
-        )]  # fmt: skip
+        return [
+            Recommendation(
+                f"Create Service {svc_name} or correct the host {host}",
+                f"{facts.get('client')} calls {host}, but there is no Service {svc_name} in "
+                f"namespace {svc_ns}. Either the Service is missing, or the client's configuration "
+                "names the wrong host or namespace.",
+                (
+                    kubectl("get", "services", namespace=svc_ns),
+                    f"kubectl get services -A --field-selector metadata.name={svc_name}",
+                    *logs,
+                ),
+                "low",
+                finding.confidence,
+            )
+        ]
     if rule == "dns":
-        return [Recommendation(
-            "Check the cluster DNS",
-            f"{facts.get('client')} cannot look up {host}: DNS queries time out. Check the "
-            "CoreDNS pods and any egress NetworkPolicy that does not allow UDP/TCP 53.",
-            (kubectl("get", "pods", "-l", "k8s-app=kube-dns", "-o", "wide",
-                     namespace="kube-system"),
-             kubectl("logs", "-l", "k8s-app=kube-dns", "--tail=50", namespace="kube-system"),
-             kubectl("get", "networkpolicy", namespace=cns), _netcheck(cns, host, None)),
-            "low", finding.confidence,
-        )]  # fmt: skip
+        return [
+            Recommendation(
+                "Check the cluster DNS",
+                f"{facts.get('client')} cannot look up {host}: DNS queries time out. Check the "
+                "CoreDNS pods and any egress NetworkPolicy that does not allow UDP/TCP 53.",
+                (
+                    kubectl(
+                        "get",
+                        "pods",
+                        "-l",
+                        "k8s-app=kube-dns",
+                        "-o",
+                        "wide",
+                        namespace="kube-system",
+                    ),
+                    kubectl("logs", "-l", "k8s-app=kube-dns", "--tail=50", namespace="kube-system"),
+                    kubectl("get", "networkpolicy", namespace=cns),
+                    _netcheck(cns, host, None),
+                ),
+                "low",
+                finding.confidence,
+            )
+        ]
     if rule == "port-mismatch":
         ports = ", ".join(str(p) for p in facts.get("service_ports") or [])
-        return [Recommendation(
-            f"Align the port {port} with Service {svc_name}",
-            f"{facts.get('client')} dials {host}:{port}; Service {svc_ns}/{svc_name} exposes "
-            f"{ports}. Fix the port in the client's configuration or add it to the Service.",
-            (kubectl("get", "service", svc_name, "-o", "jsonpath='{.spec.ports}'",
-                     namespace=svc_ns), *logs),
-            "low", finding.confidence,
-        )]  # fmt: skip
+        return [
+            Recommendation(
+                f"Align the port {port} with Service {svc_name}",
+                f"{facts.get('client')} dials {host}:{port}; Service {svc_ns}/{svc_name} exposes "
+                f"{ports}. Fix the port in the client's configuration or add it to the Service.",
+                (
+                    kubectl(
+                        "get",
+                        "service",
+                        svc_name,
+                        "-o",
+                        "jsonpath='{.spec.ports}'",
+                        namespace=svc_ns,
+                    ),
+                    *logs,
+                ),
+                "low",
+                finding.confidence,
+            )
+        ]
     where = "outside the cluster" if rule in ("external", "external-name") else "in the cluster"
-    return [Recommendation(
-        f"Test the connection from {cns} to {host}",
-        f"{facts.get('client')} cannot reach {host}{f':{port}' if port else ''} ({where}). "
-        "Check that it is up, that its address and port are right, and that no firewall or "
-        "NetworkPolicy drops the traffic.",
-        (*logs, _netcheck(cns, host, port)), "low", finding.confidence,
-    )]  # fmt: skip
+    return [
+        Recommendation(
+            f"Test the connection from {cns} to {host}",
+            f"{facts.get('client')} cannot reach {host}{f':{port}' if port else ''} ({where}). "
+            "Check that it is up, that its address and port are right, and that no firewall or "
+            "NetworkPolicy drops the traffic.",
+            (*logs, _netcheck(cns, host, port)),
+            "low",
+            finding.confidence,
+        )
+    ]
 
 
 def recommend_network(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
@@ -116,12 +163,24 @@ def recommend_network(finding: Finding, ctx: TriageContext) -> list[Recommendati
             (
                 kubectl("describe", "networkpolicy", policy, namespace=ns),
                 kubectl("get", "networkpolicy", "-o", "wide", namespace=ns),
-                kubectl("patch", "networkpolicy", policy, "--type", "json", "-p",
-                        f"'{facts['patch']}'", namespace=ns),
-                _netcheck(facts["client_namespace"], facts["host"], facts.get("service_port"),
-                          facts["client_labels"]),
+                kubectl(
+                    "patch",
+                    "networkpolicy",
+                    policy,
+                    "--type",
+                    "json",
+                    "-p",
+                    f"'{facts['patch']}'",
+                    namespace=ns,
+                ),
+                _netcheck(
+                    facts["client_namespace"],
+                    facts["host"],
+                    facts.get("service_port"),
+                    facts["client_labels"],
+                ),
             ),
             "medium",
             finding.confidence,
         )
-    ]  # fmt: skip
+    ]
