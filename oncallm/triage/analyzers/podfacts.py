@@ -1,0 +1,187 @@
+"""Facts about pods and their workloads that the pod-level analyzers share.
+
+The pods, config, scheduling, storage and nodes analyzers all aggregate per workload,
+pick the pod a human should look at first, print times the same way and build the same
+kubectl commands; doing it in one place keeps their summaries and recommendations alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from oncallm.sources.base import KubeObject, ObjectRef
+from oncallm.sources.snapshot import parse_time
+from oncallm.triage import kube
+from oncallm.triage.context import TriageContext
+from oncallm.triage.recommendations import kubectl
+
+# Kinds `kubectl set resources` / `set env` / `rollout` accept; CronJobs and bare pods are
+# changed by editing the manifest instead.
+SETTABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def stamp(when: datetime | None, now: datetime) -> str:
+    """``12:03Z`` on the day of ``now``, ``05-01 12:03Z`` on another day."""
+    if when is None:
+        return "?"
+    if when.date() == now.date():
+        return f"{when:%H:%M}Z"
+    return f"{when:%Y-%m-%d %H:%M}Z"
+
+
+def time_of(value: Any) -> datetime | None:
+    return parse_time(value)
+
+
+def is_recent(ctx: TriageContext, when: datetime | None) -> bool:
+    """Around or after the alert started (the same window that makes events current)."""
+    return when is None or when >= ctx.alert.starts_at - ctx.stale_after
+
+
+def resource_arg(ref: ObjectRef) -> str:
+    """``deployment/api`` — how kubectl names an object on its command line."""
+    return f"{ref.kind.lower()}/{ref.name}"
+
+
+def pod_ref(pod: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef("Pod", kube.namespace(pod), kube.name(pod))
+
+
+def live_pods(ctx: TriageContext) -> list[KubeObject]:
+    """Pods that can still be broken: Succeeded pods finished their work."""
+    return [p for p in ctx.pods() if not kube.pod_finished(p)]
+
+
+def first_pod(ctx: TriageContext, pods: Sequence[KubeObject]) -> KubeObject:
+    """The pod to name as subject: one the alert is about, else the closest to it."""
+    return min(
+        pods,
+        key=lambda p: (
+            not ctx.is_focus(pod_ref(p)),
+            ctx.distance.get(pod_ref(p), 99),
+            kube.name(p),
+        ),
+    )
+
+
+def pods_phrase(pods: Sequence[Mapping[str, Any]], limit: int = 3) -> str:
+    names = sorted({kube.name(p) for p in pods})
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def owner_phrase(workload: ObjectRef) -> str:
+    """``Deployment shop/api`` — or ``pod shop/x`` for a pod nobody controls."""
+    if workload.kind == "Pod":
+        return f"pod {workload.namespace}/{workload.name}"
+    return str(workload)
+
+
+def workload_facts(workload: ObjectRef) -> dict[str, Any]:
+    return {
+        "workload_kind": workload.kind,
+        "workload_namespace": workload.namespace,
+        "workload_name": workload.name,
+    }
+
+
+def workload_from_facts(facts: Mapping[str, Any]) -> ObjectRef:
+    return ObjectRef(
+        str(facts["workload_kind"]), facts.get("workload_namespace"), str(facts["workload_name"])
+    )
+
+
+def describe_pod(pod_name: str, namespace: str | None) -> str:
+    return kubectl("describe", "pod", pod_name, namespace=namespace)
+
+
+def pod_events(pod_name: str, namespace: str | None) -> str:
+    return kubectl(
+        "get",
+        "events",
+        f"--field-selector involvedObject.kind=Pod,involvedObject.name={pod_name}",
+        "--sort-by=.lastTimestamp",
+        namespace=namespace,
+    )
+
+
+def object_events(ref: ObjectRef) -> str:
+    return kubectl(
+        "get",
+        "events",
+        f"--field-selector involvedObject.kind={ref.kind},involvedObject.name={ref.name}",
+        "--sort-by=.lastTimestamp",
+        namespace=ref.namespace,
+    )
+
+
+def edit_command(workload: ObjectRef) -> str:
+    if workload.kind == "Pod":
+        # A bare pod's spec is mostly immutable: change its manifest and recreate it.
+        return f"# edit the manifest of pod {workload.name}, then kubectl replace --force -f it"
+    return kubectl("edit", resource_arg(workload), namespace=workload.namespace)
+
+
+def rollout_undo(workload: ObjectRef) -> list[str]:
+    if workload.kind not in ROLLOUT_KINDS:
+        return []
+    arg = resource_arg(workload)
+    return [
+        kubectl("rollout", "history", arg, namespace=workload.namespace),
+        kubectl("rollout", "undo", arg, namespace=workload.namespace),
+    ]
+
+
+def unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+_SIGNALS = {6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"}
+_EXIT_MEANING = {
+    0: "exited successfully — a long-running process returned",
+    1: "application error",
+    2: "usage error (bad arguments or shell misuse)",
+    126: "command not executable",
+    127: "command not found",
+    134: "aborted (SIGABRT: assertion or runtime abort)",
+    137: "killed (SIGKILL) from outside the process",
+    139: "segmentation fault (SIGSEGV)",
+    143: "terminated (SIGTERM)",
+    255: "fatal error (exit status -1)",
+}
+
+
+def exit_meaning(code: int | None) -> str:
+    if code is None:
+        return "unknown exit code"
+    if code in _EXIT_MEANING:
+        return _EXIT_MEANING[code]
+    if 128 < code < 160:
+        return f"killed by signal {_SIGNALS.get(code - 128, code - 128)}"
+    return "application error"
+
+
+def probe_text(probe: Mapping[str, Any]) -> str:
+    """``GET :8080/healthz`` / ``TCP :5432`` / ``exec `pg_isready``` — what the kubelet does."""
+    if http := probe.get("httpGet"):
+        scheme = "HTTPS " if str(http.get("scheme", "")).upper() == "HTTPS" else ""
+        return f"{scheme}GET :{http.get('port')}{http.get('path') or '/'}"
+    if tcp := probe.get("tcpSocket"):
+        return f"TCP :{tcp.get('port')}"
+    if grpc := probe.get("grpc"):
+        return f"gRPC :{grpc.get('port')}"
+    if exec_ := probe.get("exec"):
+        return f"exec `{' '.join(str(a) for a in exec_.get('command') or [])}`"
+    return "probe"
+
+
+def probe_timing(probe: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        "timeoutSeconds": int(probe.get("timeoutSeconds") or 1),
+        "periodSeconds": int(probe.get("periodSeconds") or 10),
+        "failureThreshold": int(probe.get("failureThreshold") or 3),
+        "initialDelaySeconds": int(probe.get("initialDelaySeconds") or 0),
+    }

@@ -1,0 +1,286 @@
+"""The pods analyzer: OOMKilled, crash loops, image pulls and probe failures, as an SRE
+reads them from ``kubectl get pod -o json``, events and the previous container log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oncallm.sources.base import ObjectRef
+from oncallm.triage.analyzers import pods
+from oncallm.triage.context import Dependency, TriageContext
+from oncallm.triage.evidence import EvidenceLedger
+from oncallm.triage.findings import Finding
+from oncallm.triage.rank import rank
+from oncallm.triage.taxonomy import Category
+from tests.unit import kubeobjects as k
+
+API = ObjectRef("Deployment", "shop", "api")
+RS = ObjectRef("ReplicaSet", "shop", "api-7d9f8b6c5")
+POD = "api-7d9f8b6c5-x2x9k"
+POD_REF = ObjectRef("Pod", "shop", POD)
+PROBE = {
+    "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "failureThreshold": 3,
+}
+
+
+def _api(statuses: list[dict[str, Any]], name: str = POD, **ctr: Any) -> list[dict[str, Any]]:
+    spec = k.container(
+        "api", limits={"memory": "512Mi", "cpu": "1"}, requests={"memory": "256Mi"}, **ctr
+    )
+    return [
+        k.deployment("api", containers=[spec]),
+        k.replicaset(RS.name, "api", revision=4, replicas=3),
+        k.pod(name, labels={"app": "api"}, owner=RS, containers=[spec], statuses=statuses),
+    ]
+
+
+def _run(ctx: TriageContext) -> tuple[list[Finding], EvidenceLedger]:
+    ledger = EvidenceLedger("snapshot")
+    return list(pods.analyze(ctx, ledger)), ledger
+
+
+def _oom_state(minutes_ago: float = 3) -> dict[str, Any]:
+    return {
+        "exitCode": 137,
+        "reason": "OOMKilled",
+        "startedAt": k.ts(minutes_ago + 4),
+        "finishedAt": k.ts(minutes_ago),
+        "containerID": "containerd://9a8b",
+    }
+
+
+def test_oomkilled_names_the_workload_its_limit_and_how_to_raise_it() -> None:
+    status = k.running_status("api", restarts=4, last_terminated=_oom_state())
+    ctx = k.context(_api([status]), focus=[POD_REF])
+    (finding,), ledger = _run(ctx)
+    assert finding.category is Category.OOMKilled
+    assert finding.resource == API
+    assert finding.subject == POD_REF
+    assert finding.confidence >= 0.9
+    assert "container api of Deployment shop/api was OOMKilled at its 512Mi memory limit" in (
+        finding.summary
+    )
+    assert "restarted 4 times, last kill 03:12Z" in finding.summary
+    assert all(e in ledger for e in finding.evidence)
+    (rec,) = pods.ANALYZER.recommend(finding, ctx)
+    assert "kubectl -n shop set resources deployment/api -c api --limits=memory=768Mi" in (
+        rec.commands
+    )
+    assert rec.risk == "medium"
+    assert rec.confidence == finding.confidence
+
+
+def test_an_old_oom_on_a_container_that_is_healthy_now_is_history() -> None:
+    status = k.running_status("api", restarts=1, last_terminated=_oom_state(minutes_ago=600))
+    findings, _ = _run(k.context(_api([status])))
+    assert findings == []
+
+
+def test_oom_without_a_limit_blames_the_node() -> None:
+    spec = k.container("api")
+    status = k.running_status("api", restarts=2, last_terminated=_oom_state())
+    objs = [
+        k.pod(POD, owner=RS, containers=[spec], statuses=[status]),
+        k.deployment("api"),
+        k.replicaset(RS.name, "api", revision=4, replicas=3),
+    ]
+    (finding,), _ = _run(k.context(objs))
+    assert "no memory limit set" in finding.summary
+    assert ObjectRef("Node", None, "node-a") in finding.blames
+
+
+def test_crash_loop_quotes_the_exit_code_and_the_previous_log() -> None:
+    last = {"exitCode": 1, "reason": "Error", "startedAt": k.ts(3), "finishedAt": k.ts(2)}
+    status = k.waiting_status("api", restarts=12, last_terminated=last)
+    log = (
+        "2026-11-26T03:12:01Z INFO starting api v1.4.2\n"
+        "2026-11-26T03:12:02Z INFO loaded 42 routes\n"
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "goroutine 1 [running]:\n"
+    )
+    ctx = k.context(_api([status]), logs={("shop", POD, "api", True): log}, focus=[POD_REF])
+    (finding,), _ledger = _run(ctx)
+    assert finding.category is Category.CrashLoop
+    assert finding.resource == API
+    assert "exit code 1 (application error), 12 restarts" in finding.summary
+    assert "panic: runtime error" in finding.summary
+    assert "log:shop/api-7d9f8b6c5-x2x9k/api/previous" in finding.evidence
+    recs = pods.ANALYZER.recommend(finding, ctx)
+    assert "kubectl -n shop logs api-7d9f8b6c5-x2x9k -c api --previous --tail=100" in (
+        recs[0].commands
+    )
+    assert "kubectl -n shop rollout undo deployment/api" in recs[1].commands
+
+
+def test_a_crash_caused_by_configuration_is_left_to_the_config_analyzer() -> None:
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": k.ts(2)}
+    status = k.waiting_status("api", last_terminated=last)
+    log = "FATAL: missing required env DATABASE_URL\n"
+    ctx = k.context(_api([status]), logs={("shop", POD, "api", True): log})
+    assert _run(ctx)[0] == []
+
+
+def test_a_crash_naming_a_dependency_blames_its_service_so_the_cause_can_win() -> None:
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": k.ts(2)}
+    status = k.waiting_status("api", last_terminated=last)
+    line = 'error: dial tcp 10.96.3.4:5432: connect: connection refused (host "postgres")'
+    postgres = ObjectRef("Service", "data", "postgres")
+    dep = Dependency(POD_REF, "postgres", 5432, postgres, "log", line)
+    ctx = k.context(
+        _api([status]), logs={("shop", POD, "api", True): line + "\n"}, dependencies=[dep]
+    )
+    (finding,), _ = _run(ctx)
+    assert finding.category is Category.CrashLoop
+    assert postgres in finding.blames
+    assert finding.confidence <= 0.6
+
+
+def test_exit_137_after_liveness_kills_is_a_probe_failure() -> None:
+    last = {"exitCode": 137, "reason": "Error", "finishedAt": k.ts(1)}
+    status = k.running_status("api", ready=False, restarts=5, last_terminated=last)
+    events = [
+        k.event(
+            POD_REF,
+            "Unhealthy",
+            'Liveness probe failed: Get "http://10.42.1.17:8080/healthz":'
+            " context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+            count=15,
+        ),
+        k.event(
+            POD_REF,
+            "Killing",
+            "Container api failed liveness probe, will be restarted",
+            type_="Normal",
+            count=5,
+        ),
+    ]
+    ctx = k.context(_api([status], livenessProbe=PROBE), events=events, focus=[POD_REF])
+    (finding,), _ = _run(ctx)
+    assert finding.category is Category.ProbeFailure
+    assert finding.resource == API
+    assert finding.summary.startswith("liveness probe GET :8080/healthz of container api")
+    assert "context deadline exceeded" in finding.summary
+    assert "timeout 1s" in finding.summary
+    (rec,) = pods.ANALYZER.recommend(finding, ctx)
+    assert any("wget -qO- -T 1 http://localhost:8080/healthz" in c for c in rec.commands)
+
+
+def test_readiness_failures_count_only_while_the_container_is_not_ready() -> None:
+    failing = k.event(
+        POD_REF,
+        "Unhealthy",
+        "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        count=40,
+    )
+    not_ready = k.running_status("api", ready=False)
+    ctx = k.context(_api([not_ready], readinessProbe=PROBE), events=[failing])
+    (finding,), _ = _run(ctx)
+    assert finding.category is Category.ProbeFailure
+    assert "readiness probe GET :8080/healthz" in finding.summary
+    assert "statuscode: 503" in finding.summary
+    ready_now = k.context(_api([k.running_status("api")], readinessProbe=PROBE), events=[failing])
+    assert _run(ready_now)[0] == []
+
+
+def test_image_not_found_quotes_the_registry_and_offers_a_rollback() -> None:
+    image = "registry.example.com/shop/api:1.4.3"
+    status = k.waiting_status(
+        "api", "ImagePullBackOff", restarts=0, message=f'Back-off pulling image "{image}"'
+    )
+    failed = k.event(
+        POD_REF,
+        "Failed",
+        f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
+        f'unpack image "{image}": failed to resolve reference "{image}": {image}: not found',
+    )
+    ctx = k.context(_api([status], image=image), events=[failed])
+    (finding,), _ = _run(ctx)
+    assert finding.category is Category.ImagePull
+    assert finding.resource == API
+    assert f"cannot pull image {image}: the image or tag does not exist" in finding.summary
+    (rec,) = pods.ANALYZER.recommend(finding, ctx)
+    assert "kubectl -n shop set image deployment/api api=<image:existing-tag>" in rec.commands
+
+
+def test_unauthorized_pull_with_a_missing_pull_secret_blames_the_secret() -> None:
+    image = "registry.example.com/shop/api:1.4.3"
+    status = k.waiting_status("api", "ErrImagePull", restarts=0)
+    objs = _api([status], image=image)
+    objs[-1]["spec"]["imagePullSecrets"] = [{"name": "regcred"}]
+    events = [
+        k.event(
+            POD_REF,
+            "Failed",
+            f'Failed to pull image "{image}": failed to authorize: '
+            "failed to fetch anonymous token: 401 Unauthorized",
+        ),
+        k.event(
+            POD_REF,
+            "FailedToRetrieveImagePullSecret",
+            "Unable to retrieve some image pull secrets (regcred); attempting to pull the "
+            "image may not succeed.",
+        ),
+    ]
+    ctx = k.context(objs, events=events)
+    (finding,), _ = _run(ctx)
+    assert finding.resource == ObjectRef("Secret", "shop", "regcred")
+    assert "refused the credentials; imagePullSecret regcred does not exist" in finding.summary
+    (rec,) = pods.ANALYZER.recommend(finding, ctx)
+    assert any("create secret docker-registry regcred" in c for c in rec.commands)
+
+
+def test_pods_of_one_workload_make_one_finding_and_succeeded_pods_none() -> None:
+    last = {"exitCode": 2, "reason": "Error", "finishedAt": k.ts(2)}
+    spec = k.container("api")
+    objs = [k.deployment("api"), k.replicaset(RS.name, "api", revision=4, replicas=3)]
+    for suffix in ("a1", "b2", "c3"):
+        objs.append(
+            k.pod(
+                f"api-7d9f8b6c5-{suffix}",
+                owner=RS,
+                containers=[spec],
+                statuses=[k.waiting_status("api", last_terminated=last)],
+            )
+        )
+    done = k.pod(
+        "migrate-x",
+        containers=[k.container("migrate")],
+        phase="Succeeded",
+        statuses=[k.terminated_status("migrate", exit_code=0, reason="Completed")],
+    )
+    failed_before = k.terminated_status("migrate", exit_code=1)
+    done["status"]["containerStatuses"][0]["lastState"] = failed_before["state"]
+    (finding,), _ = _run(k.context([*objs, done]))
+    assert finding.category is Category.CrashLoop
+    assert "in 3 pods" in finding.summary
+    assert "exit code 2 (usage error" in finding.summary
+
+
+def test_the_crash_of_the_alerted_pod_beats_a_louder_one_elsewhere() -> None:
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": k.ts(2)}
+    other = k.pod(
+        "reports-1",
+        containers=[k.container("reports")],
+        statuses=[k.running_status("reports", restarts=3, last_terminated=_oom_state())],
+    )
+    ctx = k.context(
+        [*_api([k.waiting_status("api", last_terminated=last)]), other], focus=[POD_REF]
+    )
+    findings, _ = _run(ctx)
+    ranking = rank(ctx, findings, min_confidence=0.35)
+    assert ranking.root is not None
+    assert ranking.root.category is Category.CrashLoop
+
+
+def test_a_container_the_runtime_cannot_start_is_left_to_the_config_analyzer() -> None:
+    term = {
+        "exitCode": 128,
+        "reason": "StartError",
+        "finishedAt": k.ts(1),
+        "message": 'exec: "/app/serve": executable file not found in $PATH',
+    }
+    status = k.waiting_status("api", restarts=3, last_terminated=term)
+    assert _run(k.context(_api([status])))[0] == []
