@@ -843,6 +843,8 @@ class KubeApiFake:
         self.token = token
         self.certificate = _certificate() if tls else None
         self.requests: list[ServedRequest] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most requests being answered at once, for limit tests
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server: _HttpServer | None = None
@@ -956,10 +958,17 @@ class KubeApiFake:
         params = dict(parse_qsl(split.query, keep_blank_values=True))
         accept = headers.get("Accept") or ""
         query = "&".join(f"{k}={v}" for k, v in params.items())
-        delay, injected = self._matching_faults(f"{path}?{query}" if query else path)
-        if delay > 0:
-            time.sleep(delay)
-        response = self._answer(method, path, params, accept, headers, injected)
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            delay, injected = self._matching_faults(f"{path}?{query}" if query else path)
+            if delay > 0:
+                time.sleep(delay)
+            response = self._answer(method, path, params, accept, headers, injected)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         with self._lock:
             self.requests.append(ServedRequest(method, path, params, response.status, accept))
         return response
