@@ -124,6 +124,8 @@ def resolve(ctx: TriageContext, dep: Dependency, namespaces: set[str]) -> Target
     host = dep.host.lower().strip("[]").rstrip(".")
     if host == "localhost" or host.startswith("127.") or host == "::1":
         return None
+    if host.replace(".", "").isdigit() and not _is_ip(host):
+        return None  # "09:52:08" read as host 52, port 8: a timestamp, not a dependency
     ref = dep.service
     parts = host.split(".")
     if _is_ip(host):

@@ -230,8 +230,8 @@ def _unready_backends(
     return Finding(
         Category.ServiceNoEndpoints,
         f"Service {ref.namespace}/{ref.name} has no ready endpoints: the "
-        f"{plural(len(unready), 'pod')} of {owners} it selects are not ready: "
-        f"{', '.join(states)}{more}",
+        f"{plural(len(unready), 'pod')} of {owners} it selects "
+        f"{'is' if len(unready) == 1 else 'are'} not ready: {', '.join(states)}{more}",
         ref,
         workloads[0] if len(workloads) == 1 else ref,
         (evidence,),

@@ -212,7 +212,7 @@ def _set_update(ctx: TriageContext, ledger: EvidenceLedger, obj: KubeObject) -> 
     return Finding(
         Category.RolloutStuck,
         f"{ref} update is held at {updated} of {total} pods updated: the updated "
-        f"{plural(len(held), 'pod')} {states} will not become ready",
+        f"{'pod' if len(held) == 1 else 'pods'} {states} will not become ready",
         ref,
         ref,
         (evidence,),
