@@ -284,3 +284,21 @@ def test_a_container_the_runtime_cannot_start_is_left_to_the_config_analyzer() -
     }
     status = k.waiting_status("api", restarts=3, last_terminated=term)
     assert _run(k.context(_api([status])))[0] == []
+
+
+def test_the_crash_headline_is_the_exception_not_the_noise_after_it() -> None:
+    lines = (
+        "node:internal/process/promises:394",
+        "    triggerUncaughtException(err, true /* fromPromise */);",
+        "    ^",
+        "TypeError: fetchImpl is not a function",
+        "    at CatalogClient.categories (/app/dist/clients/catalog.js:18:23)",
+        "Node.js v22.14.0",
+        "npm notice New major version of npm available! 10.9.2 -> 11.6.2",
+    )
+    assert pods.headline_at(lines) == 3
+    go = ("starting", "panic: runtime error: index out of range [3] with length 3", "goroutine 1")
+    assert pods.headline_at(go) == 1
+    python = ("Traceback (most recent call last):", '  File "app.py", line 3', "KeyError: 'id'")
+    assert pods.headline_at(python) == 2
+    assert pods.headline_at(("all good", "listening on :8080")) is None

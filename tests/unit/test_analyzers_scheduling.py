@@ -174,3 +174,21 @@ def test_parse_unschedulable_reads_every_reason() -> None:
         ("cordoned", "node(s) were unschedulable", 1),
         ("selector", "node(s) didn't match Pod's node affinity/selector", 2),
     ]
+
+
+def test_a_node_selector_no_node_matches_is_named_with_the_labels_nodes_carry() -> None:
+    message = (
+        "0/9 nodes are available: 3 node(s) had untolerated taint "
+        "{node-role.kubernetes.io/control-plane: }, 6 node(s) didn't match Pod's node "
+        "affinity/selector. preemption: 0/9 nodes are available: 9 Preemption is not helpful."
+    )
+    objs = _pending({"cpu": "1"})
+    objs[-1]["spec"]["nodeSelector"] = {"node.acme.io/pool": "render"}
+    render = k.node("dc1-k8s-r03", labels={"node.acme.io/pool": "rendering"})
+    (finding,) = _run(k.context([*objs, render], events=[_failed_scheduling(message)]))
+    assert finding.resource == API
+    assert "preemption" not in finding.summary
+    assert (
+        "its nodeSelector node.acme.io/pool=render matches no node "
+        "(nodes have node.acme.io/pool=rendering)"
+    ) in finding.summary

@@ -11,7 +11,7 @@ workload — whose spec must change — as the culprit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -236,6 +236,30 @@ def _probe(
     return None
 
 
+# What a crash says about itself, most telling first: panics and uncaught exceptions, then
+# exception lines (``TypeError: ...``), then lines logged at error level.
+_HEADLINES = (
+    re.compile(r"^\s*(?:panic:|fatal error:|Exception in thread|Uncaught\b|Unhandled\b)", re.I),
+    re.compile(r"^\s*(?:[\w$]+\.)*[A-Za-z_$]*(?:Error|Exception)\b(?::|\s*$)"),
+    re.compile(
+        r"\b(?:FATAL|CRITICAL|ERROR)\b|\"level\":\s*(?:\"(?:error|fatal)\"|50|60)\b|"
+        r"level=(?:error|fatal)",
+        re.I,
+    ),
+)
+# Lines around a crash that say nothing about it: stack frames, carets, npm's banner.
+_NOISE = re.compile(r"^\s*(?:at |\^|\.\.\.|npm (?:notice|ERR! A complete log)|triggerUncaught)")
+
+
+def headline_at(lines: Sequence[str]) -> int | None:
+    """Where the line that best says why a process died is."""
+    for pattern in _HEADLINES:
+        for index in range(len(lines) - 1, -1, -1):
+            if pattern.search(lines[index]) and not _NOISE.search(lines[index]):
+                return index
+    return None
+
+
 def _crash(
     ctx: TriageContext, ledger: EvidenceLedger, pod: KubeObject, c: kube.ContainerState
 ) -> _Hit | None:
@@ -263,13 +287,22 @@ def _crash(
         )
     ]
     lines: tuple[str, ...] = ()
+    message = str(term.get("message") or "").splitlines()
+    at = headline_at(message)
+    said = message[at].strip() if at is not None else None
     if log is not None:
-        lines = log.error_lines[-5:] or log.last(5)
+        at = headline_at(log.lines)
+        if at is not None:
+            said = log.lines[at].strip()
+            lines = log.lines[at : at + 4]
+        else:
+            lines = log.error_lines[-5:] or log.last(5)
         evidence.append(ledger.cite_log(ns, name, c.name, log.previous, lines))
+    blame_lines = (*log.error_lines, *lines) if log is not None else ()
     evidence += [
         ledger.cite_event(ref, e.reason, e.describe()) for e in ctx.warnings_of(ref, "BackOff")[-1:]
     ]
-    blames = dependency_blames(ctx, pod, lines) if lines else []
+    blames = dependency_blames(ctx, pod, blame_lines) if blame_lines else []
     confidence = 0.85 if lines else 0.75
     if blames:  # the app dies because something it needs is down: that is the cause
         confidence = 0.6
@@ -279,7 +312,7 @@ def _crash(
         "restarts": c.restarts,
         "last": pf.stamp(finished, ctx.now),
         "log_lines": list(lines),
-        "termination_message": term.get("message"),
+        "headline": said or (lines[-1] if lines else None),
         "previous_log": bool(log and log.previous),
     }
     return _Hit(Category.CrashLoop, pod, c, confidence, evidence, facts, blames)
@@ -346,7 +379,7 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
         f"{where} is crash-looping{spread}: exit code {code} ({f['exit_meaning']}), "
         f"{f['restarts']} restarts, last exit {f['last']}"
     )
-    said = f["termination_message"] or (f["log_lines"][-1] if f["log_lines"] else "")
+    said = f["headline"]
     if said:
         text += f"; last log: {str(said).strip()[:200]!r}"
     return text

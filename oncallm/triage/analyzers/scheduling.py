@@ -7,7 +7,7 @@ says the pod waits for an unbound PersistentVolumeClaim the finding is only a sy
 blaming the claim, so the storage analyzer's finding on it ranks as the cause. It owns
 ``QuotaExceeded`` too: controllers whose pods are forbidden by a quota (``FailedCreate:
 exceeded quota``) and quotas used up to their hard limit; the ResourceQuota is the culprit
-and each blocked workload's finding blames it.
+and each blocked workload's finding blames it (detected in :mod:`quota`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, scheduling_advice
+from oncallm.triage.analyzers import Analyzer, quota, scheduling_advice
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -27,7 +27,6 @@ from oncallm.triage.findings import Finding
 from oncallm.triage.taxonomy import Category
 
 NAME = "scheduling"
-CONTROLLERS = ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")
 _AVAILABLE = re.compile(r"\d+/\d+ nodes are available: (?P<items>.*?)(?:\.\s*preemption:|\.?$)")
 _COUNTED = re.compile(r"^(\d+) (.+)$")
 _REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -49,11 +48,6 @@ _REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pods", re.compile(r"Too many pods", re.I)),
 )
 _NODE_DOWN_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-_QUOTA = re.compile(
-    r"exceeded quota: (?P<quota>[\w.-]+), requested: (?P<requested>.+?), "
-    r"used: (?P<used>.+?), limited: (?P<limited>[^\s\"']+)"
-)
-_MUST_SPECIFY = re.compile(r"failed quota: (?P<quota>[\w.-]+): must specify (?P<what>[^\"']+)")
 
 
 def parse_unschedulable(message: str) -> list[tuple[str, str, int]]:
@@ -92,14 +86,6 @@ def pod_requests(pod_spec: Mapping[str, Any]) -> dict[str, Decimal]:
     for name, amount in init_max.items():
         total[name] = max(total.get(name, Decimal(0)), amount)
     return total
-
-
-def quantity_text(resource: str, amount: Decimal) -> str:
-    if "memory" in resource or "storage" in resource:
-        return kube.format_bytes(amount)
-    if "cpu" in resource:
-        return f"{int(amount * 1000)}m" if amount < 1 else f"{amount.normalize():f}"
-    return f"{amount.normalize():f}"
 
 
 def _scheduling_message(ctx: TriageContext, pod: KubeObject) -> tuple[str, list[str]] | None:
@@ -156,7 +142,8 @@ def _unschedulable_finding(
     pending = pf.time_of(since.get("lastTransitionTime")) or pf.time_of(
         kube.meta(pod).get("creationTimestamp")
     )
-    summary = f"pod {ns}/{kube.name(pod)} of {owner} cannot be scheduled: {message.strip()}"
+    said = message.split(" preemption:")[0].strip()
+    summary = f"pod {ns}/{kube.name(pod)} of {owner} cannot be scheduled: {said}"
     if len(pods) > 1:
         summary += f" — {len(pods)} pods pending"
     culprit, blames, confidence = workload, [], 0.85
@@ -183,26 +170,28 @@ def _unschedulable_finding(
         ]
         known = [o for o in offers if o is not None]
         if wanted is not None:
-            summary += f"; it requests {quantity_text(resource, wanted)} {resource}"
+            summary += f"; it requests {quota.quantity_text(resource, wanted)} {resource}"
         if wanted is not None and known and wanted > max(known):
-            largest[resource] = quantity_text(resource, max(known))
+            largest[resource] = quota.quantity_text(resource, max(known))
             summary += f", more than any node offers ({largest[resource]} allocatable)"
             confidence = 0.9
-    if "taint" in kinds:
-        down = [
+    if any(taint in message for taint in _NODE_DOWN_TAINTS):
+        # Nodes out of service: their failure is why the pod has nowhere to go.
+        blames += [
             kube.ref(n)
             for n in ctx.of_kind("Node")
             if any(
                 t.get("key") in _NODE_DOWN_TAINTS for t in (n.get("spec") or {}).get("taints") or []
             )
         ]
-        blames += down  # nodes out of service: their failure is why the pod has nowhere to go
+    if kinds & {"selector", "affinity"}:
+        summary += placement_text(ctx, spec)
     facts: dict[str, Any] = {
         "pod": kube.name(pod),
         "pods": sorted(kube.name(p) for p in pods),
         "message": message,
         "reasons": [{"reason": r, "detail": d, "nodes": c} for r, d, c in reasons],
-        "requests": {k: quantity_text(k, v) for k, v in requests.items()},
+        "requests": {k: quota.quantity_text(k, v) for k, v in requests.items()},
         "largest_allocatable": largest,
         "node_selector": spec.get("nodeSelector") or {},
         "tolerations": spec.get("tolerations") or [],
@@ -226,170 +215,39 @@ def _unschedulable_finding(
     )
 
 
-# --- QuotaExceeded -----------------------------------------------------------------------
-
-
-def _pairs(text: str) -> dict[str, str]:
-    """``limits.memory=1Gi,requests.cpu=500m`` -> {"limits.memory": "1Gi", ...}."""
-    return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
-
-
-def _quota(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
-    blocked: dict[ObjectRef, dict[ObjectRef, dict[str, Any]]] = {}
-    evidence: dict[ObjectRef, list[str]] = {}
-    for kind in CONTROLLERS:
-        for obj in ctx.of_kind(kind):
-            ref = kube.ref(obj)
-            for event in ctx.warnings_of(ref, "FailedCreate"):
-                workload = ctx.workload_of(obj)
-                cited = ledger.cite_event(ref, event.reason, event.describe())
-                if m := _QUOTA.search(event.message):
-                    quota = ObjectRef("ResourceQuota", ref.namespace, m["quota"])
-                    blocked.setdefault(quota, {})[workload] = {
-                        "requested": _pairs(m["requested"]),
-                        "used": _pairs(m["used"]),
-                        "limited": _pairs(m["limited"]),
-                        "controller": ref,
-                        "evidence": cited,
-                    }
-                    evidence.setdefault(quota, []).append(cited)
-                elif m := _MUST_SPECIFY.search(event.message):
-                    yield _must_specify(ref, workload, m["quota"], m["what"], cited)
-    for quota, workloads in blocked.items():
-        yield from _quota_findings(ctx, ledger, quota, workloads, evidence[quota])
-    for obj in ctx.of_kind("ResourceQuota"):
-        if kube.ref(obj) not in blocked:
-            found = _exhausted(ctx, ledger, obj)
-            if found is not None:
-                yield found
-
-
-def _status(obj: KubeObject | None) -> tuple[dict[str, str], dict[str, str]]:
-    status = (obj or {}).get("status") or {}
-    return dict(status.get("hard") or {}), dict(status.get("used") or {})
-
-
-def _quota_findings(
-    ctx: TriageContext,
-    ledger: EvidenceLedger,
-    quota: ObjectRef,
-    workloads: dict[ObjectRef, dict[str, Any]],
-    evidence: list[str],
-) -> Iterator[Finding]:
-    obj = ctx.objects.get(quota)
-    hard, used = _status(obj)
-    if obj is not None:
-        shown = ", ".join(f"{k} {used.get(k, '?')}/{v}" for k, v in sorted(hard.items()))
-        evidence = [*evidence, ledger.cite_object(quota, "status", f"used/hard: {shown}")]
-    first = next(iter(workloads.values()))
-    limited = first["limited"]
-    needed: dict[str, str] = {}
-    for resource in limited:
-        total = (kube.parse_quantity(first["used"].get(resource)) or Decimal(0)) + (
-            kube.parse_quantity(first["requested"].get(resource)) or Decimal(0)
+def placement_text(ctx: TriageContext, spec: Mapping[str, Any]) -> str:
+    """``; its nodeSelector pool=render matches no node (nodes have pool=rendering)``."""
+    selector: Mapping[str, str] = spec.get("nodeSelector") or {}
+    node_affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    terms = [
+        f"{e.get('key')} {e.get('operator')} {','.join(e.get('values') or [])}".strip()
+        for term in node_affinity.get("nodeSelectorTerms") or []
+        for e in term.get("matchExpressions") or []
+    ]
+    text = ""
+    if selector:
+        shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        text += f"; its nodeSelector {shown} matches no node"
+        seen = sorted(
+            {
+                f"{key}={kube.labels(n)[key]}"
+                for n in ctx.of_kind("Node")
+                for key in selector
+                if key in kube.labels(n) and kube.labels(n)[key] != selector[key]
+            }
         )
-        needed[resource] = quantity_text(resource, total)
-    detail = ", ".join(
-        f"{r} requested {first['requested'].get(r, '?')}, used {first['used'].get(r, '?')} of {lim}"
-        for r, lim in limited.items()
-    )
-    names = ", ".join(str(w) for w in workloads)
-    facts: dict[str, Any] = {
-        "quota": quota.name,
-        "namespace": quota.namespace,
-        "limited": limited,
-        "used": first["used"],
-        "requested": first["requested"],
-        "needed": needed,
-        "hard": hard,
-        "status_used": used,
-        "workloads": [w.as_dict() for w in workloads],
-    }
-    yield Finding(
-        category=Category.QuotaExceeded,
-        summary=f"{quota} is exhausted ({detail}): {names} cannot create pods",
-        subject=quota,
-        resource=quota,
-        evidence=pf.unique(evidence),
-        confidence=0.9,
-        analyzer=NAME,
-        facts=facts,
-    )
-    for workload, info in workloads.items():
-        yield Finding(
-            category=Category.QuotaExceeded,
-            summary=f"{workload} cannot create pods: {info['controller']} is forbidden by "
-            f"{quota} ({detail})",
-            subject=workload,
-            resource=quota,
-            evidence=(info["evidence"],),
-            confidence=0.6,
-            analyzer=NAME,
-            blames=(quota,),
-            facts={**facts, **pf.workload_facts(workload)},
-        )
-
-
-def _exhausted(ctx: TriageContext, ledger: EvidenceLedger, obj: KubeObject) -> Finding | None:
-    """A quota at its hard limit blocks the next pod even before anyone has tried."""
-    hard, used = _status(obj)
-    full = {}
-    for resource, limit in hard.items():
-        cap, now = kube.parse_quantity(limit), kube.parse_quantity(used.get(resource))
-        if cap is not None and now is not None and cap > 0 and now >= cap:
-            full[resource] = f"{used[resource]}/{limit}"
-    if not full:
-        return None
-    ref = kube.ref(obj)
-    shown = ", ".join(f"{k} {v}" for k, v in sorted(full.items()))
-    cited = ledger.cite_object(ref, "status", f"used/hard: {shown}")
-    return Finding(
-        category=Category.QuotaExceeded,
-        summary=f"{ref} is used up ({shown}): new pods in {ref.namespace} will be refused",
-        subject=ref,
-        resource=ref,
-        evidence=(cited,),
-        confidence=0.5,
-        analyzer=NAME,
-        facts={
-            "quota": ref.name,
-            "namespace": ref.namespace,
-            "limited": {k: hard[k] for k in full},
-            "used": {k: used[k] for k in full},
-            "requested": {},
-            "needed": {},
-            "hard": hard,
-            "status_used": used,
-            "workloads": [],
-        },
-    )
-
-
-def _must_specify(
-    controller: ObjectRef, workload: ObjectRef, quota: str, what: str, cited: str
-) -> Finding:
-    return Finding(
-        category=Category.QuotaExceeded,
-        summary=f"{workload} cannot create pods: ResourceQuota {controller.namespace}/{quota} "
-        f"requires every container to set {what.strip()} and its pod template does not",
-        subject=workload,
-        resource=workload,
-        evidence=(cited,),
-        confidence=0.85,
-        analyzer=NAME,
-        blames=(),
-        facts={
-            "quota": quota,
-            "namespace": controller.namespace,
-            "must_specify": what.strip(),
-            **pf.workload_facts(workload),
-        },
-    )
+        if seen:
+            text += f" (nodes have {', '.join(seen)})"
+    if terms:
+        text += f"; its required node affinity is {'; '.join(terms)}"
+    return text
 
 
 def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
     yield from _unschedulable(ctx, ledger)
-    yield from _quota(ctx, ledger)
+    yield from quota.findings(ctx, ledger)
 
 
 ANALYZER = Analyzer(
