@@ -245,3 +245,46 @@ def demo(config: ConfigOption = None) -> None:
     from oncallm.server import run_demo
 
     run_demo(_settings(config))
+
+
+# --- snapshot capture -------------------------------------------------------------------
+
+snapshot_app = typer.Typer(
+    help="Snapshot directories: offline copies of a cluster.", no_args_is_help=True
+)
+app.add_typer(snapshot_app, name="snapshot")
+
+
+@snapshot_app.command("capture")
+@user_errors
+def snapshot_capture(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to write; must be new or empty.")
+    ],
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="Kubeconfig context (default: its current context).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Namespace to capture; repeat it for more (default: all).",
+        ),
+    ] = None,
+) -> None:
+    """Capture a live cluster into a snapshot directory (objects, events, bounded logs of
+    unhealthy pods; Secret values left out) for offline triage and the evals."""
+    from oncallm.config import ClusterSettings
+    from oncallm.sources.capture import capture_cluster
+
+    settings = ClusterSettings(kubeconfig=kubeconfig, context=context)
+    summary = asyncio.run(capture_cluster(settings, output, namespace or ()))
+    for skipped in summary.skipped:
+        err_console.print(f"[yellow]skipped[/] {skipped}", highlight=False)
+    sys.stdout.write(summary.line() + "\n")
