@@ -96,6 +96,16 @@ def test_a_service_with_ready_endpoints_or_without_selector_is_no_finding() -> N
     assert analyze(ctx)[0] == []
 
 
+def test_a_selector_nothing_gathered_carries_still_blames_the_service() -> None:
+    ctx = k.context(
+        [k.service("search", selector={"app": "serch"}), k.endpoint_slice("search", endpoints=[])]
+    )
+    finding = only(analyze(ctx)[0], Category.ServiceNoEndpoints)
+    assert finding.resource == ObjectRef("Service", "shop", "search")
+    assert "selector app=serch matches no pod" in finding.summary
+    assert finding.confidence == 0.7
+
+
 def test_a_workload_scaled_to_zero_is_the_culprit() -> None:
     ctx = k.context(
         [
@@ -283,6 +293,17 @@ def test_a_policy_that_admits_the_client_namespace_is_not_blamed() -> None:
     findings, _ = analyze(ctx)
     assert not [f for f in findings if f.category is Category.NetworkBlocked]
     assert only(findings, Category.DependencyFailure).confidence <= 0.5
+
+
+def test_a_namespace_label_we_did_not_read_is_not_held_against_the_client() -> None:
+    from_team = _ingress_policy({"namespaceSelector": {"matchLabels": {"team": "shop"}}})
+    base = [*_postgres(ready=True), from_team]
+    unread = _checkout(TIMEOUT, _db_dep(), *base)
+    assert not [f for f in analyze(unread)[0] if f.category is Category.NetworkBlocked]
+    # Read, and without the label: the policy does drop the client.
+    known = _checkout(TIMEOUT, _db_dep(), *base, k.namespace("shop"), k.namespace("data"))
+    blocked = only(analyze(known)[0], Category.NetworkBlocked)
+    assert blocked.resource == ObjectRef("NetworkPolicy", "data", "postgres-ingress")
 
 
 def test_an_egress_policy_without_dns_blocks_lookups() -> None:

@@ -19,6 +19,7 @@ from oncallm.sources.base import KubeObject
 from oncallm.triage import kube
 
 INGRESS = "Ingress"
+NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server
 EGRESS = "Egress"
 
 
@@ -30,6 +31,8 @@ class Peer:
     labels: Mapping[str, str]
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     ip: str | None = None
+    # False when the Namespace object was not read: only its name label is certain.
+    namespace_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
         if op == "DoesNotExist" and present:
             return False
     return True
+
+
+def _keys(selector: Mapping[str, Any]) -> set[str]:
+    return set(selector.get("matchLabels") or {}) | {
+        str(e.get("key")) for e in selector.get("matchExpressions") or []
+    }
 
 
 def describe_selector(selector: Mapping[str, Any] | None) -> str:
@@ -122,6 +131,8 @@ def _peer_admits(peer: Mapping[str, Any], policy_namespace: str | None, other: P
         # A bare podSelector means pods of the policy's own namespace.
         if other.namespace != policy_namespace:
             return False
+    elif not other.namespace_known and _keys(ns_selector) - {NAME_LABEL}:
+        pass  # selects on namespace labels we did not read: cannot rule the peer out
     elif not selector_matches(ns_selector, other.namespace_labels):
         return False
     return pod_selector is None or selector_matches(pod_selector, other.labels)

@@ -200,9 +200,11 @@ def _peer(ctx: TriageContext, pod: Mapping[str, Any]) -> netpol.Peer:
     namespace = kube.namespace(pod) or ""
     ns_obj = ctx.get("Namespace", None, namespace)
     ns_labels = dict(kube.labels(ns_obj)) if ns_obj else {}
-    ns_labels.setdefault("kubernetes.io/metadata.name", namespace)
+    ns_labels.setdefault(netpol.NAME_LABEL, namespace)
     ip = (pod.get("status") or {}).get("podIP")
-    return netpol.Peer(namespace, kube.labels(pod), ns_labels, str(ip) if ip else None)
+    return netpol.Peer(
+        namespace, kube.labels(pod), ns_labels, str(ip) if ip else None, ns_obj is not None
+    )
 
 
 def destination_port(

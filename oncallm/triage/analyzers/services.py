@@ -130,12 +130,14 @@ def _matches_nothing(ctx: TriageContext, ledger: EvidenceLedger, svc: KubeObject
     candidates = _workload_labels(ctx, ref.namespace)
     best = max(candidates, key=lambda c: _closeness(selector, c[1]), default=None)
     if best is None:
+        # The gatherer looked the selector up and found nothing: the Service selects no pod,
+        # but without the namespace's workloads we cannot say which labels were meant.
         summary = (
-            f"Service {ref.namespace}/{ref.name} selects {wanted}, but namespace "
-            f"{ref.namespace} has no pods or workloads at all"
+            f"Service {ref.namespace}/{ref.name} has 0 endpoints: its selector {wanted} "
+            "matches no pod, and no gathered pod or workload template carries these labels"
         )
         return Finding(
-            Category.ServiceNoEndpoints, summary, ref, ref, (evidence,), 0.6, NAME, facts=facts
+            Category.ServiceNoEndpoints, summary, ref, ref, (evidence,), 0.7, NAME, facts=facts
         )
     who, actual = best
     equal, shared, likeness = _closeness(selector, actual)
