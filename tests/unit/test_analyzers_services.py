@@ -235,6 +235,15 @@ def test_a_host_outside_the_cluster_is_the_culprit_as_named() -> None:
     assert "nc -zv -w 5 api.stripe.com 443" in commands(finding, ctx)
 
 
+def test_an_unknown_cluster_ip_is_not_called_outside_the_cluster() -> None:
+    logs = "dial tcp 10.96.77.12:6379: connect: connection refused\n"
+    dep = Dependency(CHECKOUT_POD, "10.96.77.12", 6379, None, "log", logs.strip())
+    ctx = _checkout(logs, dep, k.service("checkout", cluster_ip="10.96.14.21"))
+    finding = only(analyze(ctx)[0], Category.DependencyFailure)
+    assert "in the Service IP range but no gathered Service has that address" in finding.summary
+    assert finding.confidence == 0.5
+
+
 def test_credentials_in_the_env_never_reach_the_evidence() -> None:
     ctx = _checkout("starting\nwaiting for database\n", _db_dep(), *_postgres(ready=False))
     findings, ledger = analyze(ctx)

@@ -95,6 +95,17 @@ def _cluster_ips(svc: Mapping[str, Any]) -> set[str]:
     return ips - {"None"}
 
 
+def looks_like_service_ip(ctx: TriageContext, host: str) -> bool:
+    """An IPv4 address in the same /16 as the Services we know: a cluster IP, not an
+    outside host (the Service behind it was simply not gathered)."""
+    if not _is_ip(host) or ":" in host:
+        return False
+    prefix = host.split(".")[:2]
+    return any(
+        ip.split(".")[:2] == prefix for s in ctx.of_kind("Service") for ip in _cluster_ips(s)
+    )
+
+
 @dataclass(frozen=True)
 class Target:
     """What a dependency's host leads to: a Service (existing or not) or an outside host."""

@@ -30,6 +30,7 @@ from oncallm.triage.analyzers.reachability import (
     destination_port,
     dns_pod,
     find_block,
+    looks_like_service_ip,
     patch_for,
     redact,
     resolve,
@@ -167,14 +168,19 @@ def _judge(
         return
     svc = target.service
     if target.ref is None:
+        service_ip = looks_like_service_ip(ctx, target.host)
+        where = (
+            "is in the Service IP range but no gathered Service has that address"
+            if service_ip
+            else "is outside the cluster — check it is up and reachable from the cluster"
+        )
         yield Finding(
             Category.DependencyFailure,
-            f"{lead}: {target.host} is outside the cluster — check it is up and reachable "
-            "from the cluster",
+            f"{lead}: {target.host} {where}",
             client.workload,
             ObjectRef("ExternalHost", None, target.address),
             tuple(evidence),
-            0.6 - penalty,
+            (0.5 if service_ip else 0.6) - penalty,
             analyzer,
             facts={**facts, "rule": "external"},
         )
