@@ -140,6 +140,7 @@ def worker(
     """Run triage workers only (scale out next to `serve --no-worker` on PostgreSQL)."""
     from oncallm.jobs.worker import Worker
     from oncallm.store import migrate
+    from oncallm.triage.pipeline import TriagePipeline
 
     settings = _settings(config)
     if concurrency is not None:
@@ -158,7 +159,11 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Worker(db, settings.jobs).run(stop)
+        pipeline = TriagePipeline.from_settings(settings)
+        try:
+            await Worker(db, settings.jobs, pipeline).run(stop)
+        finally:
+            await pipeline.aclose()
 
     _with_database(settings, run_workers)
 
@@ -245,6 +250,127 @@ def demo(config: ConfigOption = None) -> None:
     from oncallm.server import run_demo
 
     run_demo(_settings(config))
+
+
+@app.command()
+@user_errors
+def triage(
+    alert: Annotated[
+        Path, typer.Option("--alert", "-a", help="Alertmanager webhook payload (JSON file).")
+    ],
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Snapshot directory to read instead of a cluster.")
+    ] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig of a live cluster.")] = None,
+    context: Annotated[str | None, typer.Option(help="Kubeconfig context.")] = None,
+    output: Annotated[
+        str, typer.Option("--format", "-f", help="`markdown` (default) or `json`.")
+    ] = "markdown",
+    config: ConfigOption = None,
+) -> None:
+    """Triage every alert of a payload once and print the results.
+
+    With neither --snapshot nor --kubeconfig, the clusters of the configuration are used.
+    """
+    from oncallm.config import ClusterSettings, KubernetesSettings
+    from oncallm.sources.snapshot import SnapshotSource
+    from oncallm.triage.markdown import render
+    from oncallm.triage.oneshot import load_alerts, to_json, triage_alerts
+    from oncallm.triage.pipeline import TriagePipeline
+
+    if output not in ("markdown", "json"):
+        raise OncallmError(f"--format must be markdown or json, not {output!r}")
+    if snapshot is not None and (kubeconfig is not None or context is not None):
+        raise OncallmError("--snapshot reads files; it cannot be combined with --kubeconfig")
+    settings = _settings(config)
+    alerts = load_alerts(alert)
+
+    async def run() -> list[dict[str, Any]]:
+        if snapshot is not None:
+            return await triage_alerts(alerts, SnapshotSource(snapshot), settings.triage)
+        kube = settings.kubernetes
+        if kubeconfig is not None or context is not None:
+            only = ClusterSettings(kubeconfig=kubeconfig, context=context)
+            kube = KubernetesSettings(clusters={"cli": only}, default_cluster="cli")
+        pipeline = TriagePipeline.from_settings(settings.model_copy(update={"kubernetes": kube}))
+        try:
+            return [(await pipeline.run(a)).result for a in alerts]
+        finally:
+            await pipeline.aclose()
+
+    results = asyncio.run(run())
+    if output == "json":
+        sys.stdout.write(to_json(results) + "\n")
+        return
+    text = "\n---\n\n".join(render(r) for r in results)
+    if sys.stdout.isatty():
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    cases: Annotated[Path, typer.Argument(help="Directory of golden cases.")] = Path("evals/cases"),
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option(help="Fail below this accuracy (default: triage.eval_min_accuracy)."),
+    ] = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="`table` or `json`.")] = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Score triage against golden cases; exits 1 when accuracy is below the threshold."""
+    from oncallm.triage.evaluate import run_eval
+
+    if output not in ("table", "json"):
+        raise OncallmError(f"--format must be table or json, not {output!r}")
+    settings = _settings(config)
+    threshold = settings.triage.eval_min_accuracy if min_accuracy is None else min_accuracy
+    outcomes = run_eval(cases, settings.triage)
+    passed = sum(o.passed for o in outcomes)
+    accuracy = passed / len(outcomes)
+    if output == "json":
+        rows = [
+            {
+                "case": o.name,
+                "expected": {
+                    "category": str(o.expected.category),
+                    "culprit": str(o.expected.culprit),
+                },
+                "got": {"category": o.category, "culprit": o.culprit, "summary": o.summary},
+                "passed": o.passed,
+                "problems": list(o.problems),
+            }
+            for o in outcomes
+        ]
+        summary = {"cases": len(outcomes), "passed": passed, "accuracy": accuracy}
+        sys.stdout.write(json.dumps({"results": rows, **summary}, indent=2) + "\n")
+    else:
+        table = Table(title=f"OncallM golden evaluation ({cases})")
+        table.add_column("case", style="bold")
+        table.add_column("expected")
+        table.add_column("got")
+        table.add_column("pass")
+        for o in outcomes:
+            got = o.category
+            if o.culprit:
+                ns = o.culprit.get("namespace")
+                got += f"\n{o.culprit['kind']} {ns + '/' if ns else ''}{o.culprit['name']}"
+            mark = "[green]yes[/]" if o.passed else "[red]no[/]\n" + "\n".join(o.problems)
+            table.add_row(o.name, f"{o.expected.category}\n{o.expected.culprit or '—'}", got, mark)
+        # CI logs are not terminals; give the table room rather than wrap every name.
+        out = console if sys.stdout.isatty() else Console(width=160)
+        out.print(table)
+        colour = "green" if accuracy >= threshold else "red"
+        out.print(
+            f"[{colour}]accuracy {accuracy:.1%}[/] ({passed}/{len(outcomes)}), "
+            f"threshold {threshold:.0%}"
+        )
+    if accuracy < threshold:
+        raise typer.Exit(code=1)
 
 
 # --- snapshot capture -------------------------------------------------------------------

@@ -210,12 +210,12 @@ class KubernetesSettings(_Section):
 
     @model_validator(mode="after")
     def _default_is_configured(self) -> KubernetesSettings:
-        if self.default_cluster is not None and self.clusters:
-            if self.default_cluster not in self.clusters:
-                raise ValueError(
-                    f"kubernetes.default_cluster {self.default_cluster!r} is not one of "
-                    f"kubernetes.clusters ({', '.join(sorted(self.clusters))})"
-                )
+        known = self.clusters
+        if self.default_cluster is not None and known and self.default_cluster not in known:
+            raise ValueError(
+                f"kubernetes.default_cluster {self.default_cluster!r} is not one of "
+                f"kubernetes.clusters ({', '.join(sorted(known))})"
+            )
         return self
 
 

@@ -24,6 +24,7 @@ from oncallm.jobs.worker import Worker
 from oncallm.state import AppState
 from oncallm.store import migrate
 from oncallm.store.db import Database
+from oncallm.triage.pipeline import TriagePipeline
 from oncallm.web import pages
 
 log = structlog.get_logger("oncallm")
@@ -39,8 +40,13 @@ def create_app(settings: Settings) -> FastAPI:
             await migrate.upgrade(db)
         stop = asyncio.Event()
         if settings.server.embedded_worker:
+            pipeline = TriagePipeline.from_settings(settings)
             state.worker = Worker(
-                db, settings.jobs, wakeup=state.worker_wakeup, after_ingest=state.ingest_idle
+                db,
+                settings.jobs,
+                pipeline,
+                wakeup=state.worker_wakeup,
+                after_ingest=state.ingest_idle,
             )
             state.worker_task = asyncio.create_task(state.worker.run(stop))
         # Everything allocated so far lives as long as the process; freezing it keeps the
@@ -54,6 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
             stop.set()
             if state.worker_task is not None:
                 await state.worker_task
+            if state.worker is not None:
+                await state.worker.pipeline.aclose()
             await db.dispose()
 
     app = FastAPI(

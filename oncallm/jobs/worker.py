@@ -27,7 +27,7 @@ from oncallm.errors import LeaseLost
 from oncallm.observability import JOB_DURATION, JOB_OUTCOMES
 from oncallm.store import jobs as queue
 from oncallm.store.db import Database
-from oncallm.triage.pipeline import AlertInput, run_pipeline
+from oncallm.triage.pipeline import AlertInput, TriagePipeline
 
 log = structlog.get_logger("oncallm.worker")
 
@@ -44,6 +44,7 @@ class Worker:
         self,
         db: Database,
         settings: JobSettings,
+        pipeline: TriagePipeline,
         *,
         worker_id: str | None = None,
         wakeup: asyncio.Event | None = None,
@@ -51,6 +52,7 @@ class Worker:
     ) -> None:
         self.db = db
         self.settings = settings
+        self.pipeline = pipeline
         self.id = worker_id or new_worker_id()
         self.wakeup = wakeup or asyncio.Event()
         self.after_ingest = after_ingest
@@ -165,7 +167,7 @@ class Worker:
                     await queue.heartbeat(self.db, job.id, self.id, self.lease, step=step)
                     recorded["step"] = step
 
-            output = await run_pipeline(alert, progress)
+            output = await self.pipeline.run(alert, progress)
             targets = [t.model_dump() for t in output.targets.targets]
             await queue.complete(self.db, job, self.id, targets, output.result)
             bound.info("triage completed", targets=len(targets))

@@ -234,6 +234,10 @@ def config_references(pod_spec: Mapping[str, Any]) -> Iterator[ConfigReference]:
                             cname,
                         )
     for volume in pod_spec.get("volumes") or []:
+        if str(volume.get("name", "")).startswith("kube-api-access-"):
+            # Injected by the API server for the service account token; its ConfigMap
+            # (kube-root-ca.crt) is published by the control plane in every namespace.
+            continue
         sources = [volume]
         sources += (volume.get("projected") or {}).get("sources") or []
         for source in sources:

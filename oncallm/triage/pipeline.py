@@ -1,22 +1,29 @@
-"""The triage pipeline entry point: one alert in, one triage result out.
+"""The triage pipeline: one alert in, one triage result (DESIGN.md §4.4) out.
 
-Steps run in order, each taking the previous output and returning a new value; the
-pipeline times every step and reports progress so the UI can show where a triage is.
-Today the pipeline resolves targets; gathering, analysis and reasoning plug in behind
-this same entry point.
+targets → gather → analyze (analyzers, then causal ranking) → recommend. Each step takes
+the previous step's value and returns a new one; the pipeline times every step, reports
+progress so the UI can show where a triage is, and collects gaps instead of failing: a
+cluster that cannot be reached yields an honest ``Unknown`` with the reason, not an error.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
+from oncallm.config import Settings, TriageSettings
+from oncallm.sources.base import ClusterSource, SourceError
+from oncallm.triage.analyze import rank_findings, recommend, run_analyzers
+from oncallm.triage.analyzers import Analyzer, registered
+from oncallm.triage.context import AlertView, Gap
+from oncallm.triage.gather import GatherLimits, gather
+from oncallm.triage.report import RESULT_SCHEMA, build_result
 from oncallm.triage.targets import AlertTargets, resolve_targets
 
-RESULT_SCHEMA = "oncallm.triage/v1"
+__all__ = ["RESULT_SCHEMA", "AlertInput", "PipelineOutput", "SourceCatalog", "TriagePipeline"]
 
 Progress = Callable[[str], Awaitable[None]]
 
@@ -37,31 +44,109 @@ class PipelineOutput:
     result: dict[str, Any]
 
 
-async def run_pipeline(alert: AlertInput, progress: Progress) -> PipelineOutput:
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+class SourceCatalog(Protocol):
+    """Picks the cluster source for an alert's ``cluster`` label."""
 
-    await progress("targets")
-    step_start = time.perf_counter()
-    targets = resolve_targets(alert.labels)
-    timings["targets"] = round((time.perf_counter() - step_start) * 1000, 3)
+    def source_for(self, cluster: str | None) -> ClusterSource: ...
 
-    timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-    target_dicts = [t.model_dump() for t in targets.targets]
-    result: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "alert": {
-            "fingerprint": alert.fingerprint,
-            "alertname": alert.alertname,
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "startsAt": alert.starts_at.isoformat(),
-            "status": alert.status,
-        },
-        "status": "completed",
-        "cluster": targets.cluster,
-        "targets": target_dicts,
-        "steps": [k for k in timings if k != "total"],
-        "timings_ms": timings,
-    }
-    return PipelineOutput(targets=targets, result=result)
+    async def aclose(self) -> None: ...
+
+
+async def _no_progress(_step: str) -> None:
+    return None
+
+
+def limits_from(settings: TriageSettings) -> GatherLimits:
+    return GatherLimits(
+        concurrency=settings.gather_concurrency,
+        max_pods=settings.max_pods,
+        tail_lines=settings.log_tail_lines,
+        limit_bytes=settings.log_limit_bytes,
+        stale_after=timedelta(minutes=settings.stale_event_minutes),
+    )
+
+
+class TriagePipeline:
+    def __init__(
+        self,
+        sources: SourceCatalog,
+        settings: TriageSettings,
+        analyzers: Sequence[Analyzer] | None = None,
+    ) -> None:
+        self.sources = sources
+        self.settings = settings
+        self.limits = limits_from(settings)
+        self.analyzers = tuple(analyzers) if analyzers is not None else registered()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TriagePipeline:
+        from oncallm.sources.clusters import ClusterSources
+
+        return cls(ClusterSources(settings.kubernetes), settings.triage)
+
+    async def aclose(self) -> None:
+        await self.sources.aclose()
+
+    async def run(self, alert: AlertInput, progress: Progress = _no_progress) -> PipelineOutput:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(step: str, since: float) -> float:
+            now = time.perf_counter()
+            timings[step] = round((now - since) * 1000, 3)
+            return now
+
+        view = AlertView(
+            alert.fingerprint,
+            alert.alertname,
+            alert.status,
+            alert.starts_at,
+            alert.labels,
+            alert.annotations,
+        )
+        await progress("targets")
+        targets = resolve_targets(alert.labels)
+        mark = lap("targets", started)
+
+        await progress("gather")
+        gaps: list[Gap] = []
+        try:
+            source = self.sources.source_for(targets.cluster)
+        except SourceError as exc:
+            cluster = targets.cluster or "the default cluster"
+            gaps.append(Gap(f"cluster {cluster}", exc.detail))
+            mark = lap("gather", mark)
+            timings["total"] = round((time.perf_counter() - started) * 1000, 3)
+            result = build_result(
+                alert=view, targets=targets, ctx=None, analysis=None, ranking=None,
+                recommendations=[], gaps=gaps, timings=timings,
+            )  # fmt: skip
+            return PipelineOutput(targets, result)
+        source_name = "snapshot" if type(source).__name__ == "SnapshotSource" else "kubernetes"
+        ctx = await gather(source, view, targets, self.limits, source_name)
+        gaps.extend(ctx.gaps)
+        mark = lap("gather", mark)
+
+        await progress("analyze")
+        analysis = run_analyzers(ctx, self.analyzers)
+        gaps.extend(analysis.gaps)
+        ranking = rank_findings(ctx, analysis, self.settings.min_confidence)
+        mark = lap("analyze", mark)
+
+        await progress("recommend")
+        recommendations, recommend_gaps = recommend(ctx, ranking, self.analyzers)
+        gaps.extend(recommend_gaps)
+        lap("recommend", mark)
+
+        timings["total"] = round((time.perf_counter() - started) * 1000, 3)
+        result = build_result(
+            alert=view,
+            targets=targets,
+            ctx=ctx,
+            analysis=analysis,
+            ranking=ranking,
+            recommendations=recommendations,
+            gaps=gaps,
+            timings=timings,
+        )
+        return PipelineOutput(targets, result)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 
-from oncallm.config import JobSettings
+from oncallm.config import JobSettings, TriageSettings
 from oncallm.errors import LeaseLost
 from oncallm.ingest.alertmanager import AlertmanagerWebhook, IngestLimits, normalise
 from oncallm.jobs.worker import Worker
+from oncallm.sources.snapshot import SnapshotSource
 from oncallm.store import jobs as queue
 from oncallm.store.db import Database
 from oncallm.store.ingest import record_notification
 from oncallm.store.models import TimelineEntry, TriageJob, TriageResult
+from oncallm.triage.oneshot import FixedSource
+from oncallm.triage.pipeline import TriagePipeline
 from tests.support.payloads import am_alert, am_notification, body
+
+SMALL_CLUSTER = Path(__file__).resolve().parents[1] / "fakes" / "clusters" / "small"
 
 LIMITS = IngestLimits(max_alerts=1000, max_labels=128, max_value_bytes=65536)
 
@@ -118,7 +124,8 @@ async def test_lease_expiring_on_the_last_attempt_fails_the_job(db: Database) ->
 async def test_worker_runs_jobs_to_a_stored_result(db: Database) -> None:
     await _enqueue(db, "e000000000000001", "e000000000000002")
     stop = asyncio.Event()
-    worker = Worker(db, JobSettings(poll_interval_seconds=0.05, heartbeat_seconds=1))
+    pipeline = TriagePipeline(FixedSource(SnapshotSource(SMALL_CLUSTER)), TriageSettings())
+    worker = Worker(db, JobSettings(poll_interval_seconds=0.05, heartbeat_seconds=1), pipeline)
     running = asyncio.create_task(worker.run(stop))
     try:
         for _ in range(200):
