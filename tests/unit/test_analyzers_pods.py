@@ -255,8 +255,8 @@ def test_pods_of_one_workload_make_one_finding_and_succeeded_pods_none() -> None
     done["status"]["containerStatuses"][0]["lastState"] = failed_before["state"]
     (finding,), _ = _run(k.context([*objs, done]))
     assert finding.category is Category.CrashLoop
-    assert "in 3 pods" in finding.summary
-    assert "exit code 2 (usage error" in finding.summary
+    assert "(3 pods: api-7d9f8b6c5-a1, api-7d9f8b6c5-b2, api-7d9f8b6c5-c3)" in finding.summary
+    assert "exit code 2 (usage error or Go panic)" in finding.summary
 
 
 def test_the_crash_of_the_alerted_pod_beats_a_louder_one_elsewhere() -> None:
@@ -302,3 +302,21 @@ def test_the_crash_headline_is_the_exception_not_the_noise_after_it() -> None:
     python = ("Traceback (most recent call last):", '  File "app.py", line 3', "KeyError: 'id'")
     assert pods.headline_at(python) == 2
     assert pods.headline_at(("all good", "listening on :8080")) is None
+
+
+def test_a_named_probe_port_is_shown_as_its_number() -> None:
+    probe = {**PROBE, "httpGet": {"path": "/live", "port": "http"}, "initialDelaySeconds": 10}
+    last = {"exitCode": 143, "reason": "Error", "finishedAt": k.ts(1)}
+    status = k.running_status("api", ready=False, restarts=15, last_terminated=last)
+    kill = k.event(
+        POD_REF,
+        "Killing",
+        "Container api failed liveness probe, will be restarted",
+        type_="Normal",
+        count=15,
+    )
+    ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    ctx = k.context(_api([status], livenessProbe=probe, ports=ports), events=[kill])
+    (finding,), _ = _run(ctx)
+    assert "liveness probe GET :8080/live" in finding.summary
+    assert "15 restarts; timeout 1s, initial delay 10s" in finding.summary

@@ -143,14 +143,14 @@ _SIGNALS = {6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV",
 _EXIT_MEANING = {
     0: "exited successfully — a long-running process returned",
     1: "application error",
-    2: "usage error (bad arguments or shell misuse)",
+    2: "usage error or Go panic",
     126: "command not executable",
     127: "command not found",
-    134: "aborted (SIGABRT: assertion or runtime abort)",
-    137: "killed (SIGKILL) from outside the process",
-    139: "segmentation fault (SIGSEGV)",
-    143: "terminated (SIGTERM)",
-    255: "fatal error (exit status -1)",
+    134: "aborted, SIGABRT",
+    137: "killed by SIGKILL from outside the process",
+    139: "segmentation fault, SIGSEGV",
+    143: "terminated by SIGTERM",
+    255: "fatal error, exit status -1",
 }
 
 
@@ -164,15 +164,24 @@ def exit_meaning(code: int | None) -> str:
     return "application error"
 
 
-def probe_text(probe: Mapping[str, Any]) -> str:
+def port_number(port: Any, container: Mapping[str, Any]) -> str:
+    """A probe's port as a number: a named port (``http``) resolved from the container."""
+    for declared in container.get("ports") or []:
+        if port is not None and declared.get("name") == port:
+            return str(declared.get("containerPort"))
+    return str(port)
+
+
+def probe_text(probe: Mapping[str, Any], container: Mapping[str, Any]) -> str:
     """``GET :8080/healthz`` / ``TCP :5432`` / ``exec `pg_isready``` — what the kubelet does."""
     if http := probe.get("httpGet"):
         scheme = "HTTPS " if str(http.get("scheme", "")).upper() == "HTTPS" else ""
-        return f"{scheme}GET :{http.get('port')}{http.get('path') or '/'}"
+        port = port_number(http.get("port"), container)
+        return f"{scheme}GET :{port}{http.get('path') or '/'}"
     if tcp := probe.get("tcpSocket"):
-        return f"TCP :{tcp.get('port')}"
+        return f"TCP :{port_number(tcp.get('port'), container)}"
     if grpc := probe.get("grpc"):
-        return f"gRPC :{grpc.get('port')}"
+        return f"gRPC :{port_number(grpc.get('port'), container)}"
     if exec_ := probe.get("exec"):
         return f"exec `{' '.join(str(a) for a in exec_.get('command') or [])}`"
     return "probe"

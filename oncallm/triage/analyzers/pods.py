@@ -180,6 +180,13 @@ def _pull(
     return _Hit(Category.ImagePull, pod, c, confidence, evidence, facts)
 
 
+def _probe_port(probe: Mapping[str, Any]) -> Any:
+    for handler in ("httpGet", "tcpSocket", "grpc"):
+        if probe.get(handler):
+            return probe[handler].get("port")
+    return None
+
+
 def _probe_events(pod: KubeObject, events: list[Event]) -> dict[tuple[str, str], list[Event]]:
     """Unhealthy and probe-kill events by (container, probe kind)."""
     found: dict[tuple[str, str], list[Event]] = {}
@@ -222,7 +229,8 @@ def _probe(
             failure_text = m[2].strip()
         facts = {
             "probe": kind.lower(),
-            "probe_text": pf.probe_text(probe),
+            "probe_text": pf.probe_text(probe, c.spec),
+            "port": pf.port_number(_probe_port(probe), c.spec),
             "failure": failure_text,
             "failures": sum(e.count for e in failures),
             "kills": sum(e.count for e in kills),
@@ -239,7 +247,11 @@ def _probe(
 # What a crash says about itself, most telling first: panics and uncaught exceptions, then
 # exception lines (``TypeError: ...``), then lines logged at error level.
 _HEADLINES = (
-    re.compile(r"^\s*(?:panic:|fatal error:|Exception in thread|Uncaught\b|Unhandled\b)", re.I),
+    re.compile(
+        r"^\s*(?:panic:|fatal error:|Exception in thread|Uncaught\b|Unhandled\b)|"
+        r"caught signal|segmentation fault|core dumped",
+        re.I,
+    ),
     re.compile(r"^\s*(?:[\w$]+\.)*[A-Za-z_$]*(?:Error|Exception)\b(?::|\s*$)"),
     re.compile(
         r"\b(?:FATAL|CRITICAL|ERROR)\b|\"level\":\s*(?:\"(?:error|fatal)\"|50|60)\b|"
@@ -308,7 +320,9 @@ def _crash(
         confidence = 0.6
     facts = {
         "exit_code": code,
-        "exit_meaning": pf.exit_meaning(int(code) if code is not None else None),
+        "exit_meaning": "Go panic"
+        if code == 2 and str(said).startswith("panic:")
+        else pf.exit_meaning(int(code) if code is not None else None),
         "restarts": c.restarts,
         "last": pf.stamp(finished, ctx.now),
         "log_lines": list(lines),
@@ -344,18 +358,16 @@ def _hits(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[_Hit]:
 def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
     f, c = hit.facts, hit.container.name
     where = f"container {c} of {owner}"
-    spread = f" in {len(pods)} pods ({pf.pods_phrase(pods)})" if len(pods) > 1 else ""
+    if len(pods) > 1:
+        where += f" ({len(pods)} pods: {pf.pods_phrase(pods)})"
     if hit.category is Category.OOMKilled:
         if f["limit"]:
             at = f"at its {f['limit']} memory limit"
         else:
             at = "with no memory limit set (the node ran out of memory)"
-        return (
-            f"{where} was OOMKilled {at}{spread} (restarted {f['restarts']} times, "
-            f"last kill {f['last']})"
-        )
+        return f"{where} was OOMKilled {at}; restarted {f['restarts']} times, last kill {f['last']}"
     if hit.category is Category.ImagePull:
-        text = f"{where} cannot pull image {f['image']}: {PULL_MEANING[f['cause']]}{spread}"
+        text = f"{where} cannot pull image {f['image']}: {PULL_MEANING[f['cause']]}"
         if f["cause"] == "auth":
             if f["missing_pull_secrets"]:
                 text += f"; imagePullSecret {', '.join(f['missing_pull_secrets'])} does not exist"
@@ -370,18 +382,16 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
         if f["kills"] or (f["probe"] != "readiness" and f["restarts"]):
             return (
                 f"{probe} of {where} fails and the kubelet restarts it "
-                f"({f['restarts']} restarts, timeout {f['timeoutSeconds']}s){failure}{spread}"
+                f"({f['restarts']} restarts; timeout {f['timeoutSeconds']}s, initial delay "
+                f"{f['initialDelaySeconds']}s){failure}"
             )
-        return f"{probe} of {where} fails ({f['failures']}x), so it is not ready{failure}{spread}"
-    # CrashLoop
-    code = f["exit_code"]
+        return f"{probe} of {where} fails ({f['failures']}x), so it is not ready{failure}"
     text = (
-        f"{where} is crash-looping{spread}: exit code {code} ({f['exit_meaning']}), "
+        f"{where} is crash-looping: exit code {f['exit_code']} ({f['exit_meaning']}), "
         f"{f['restarts']} restarts, last exit {f['last']}"
     )
-    said = f["headline"]
-    if said:
-        text += f"; last log: {str(said).strip()[:200]!r}"
+    if f["headline"]:
+        text += f"; last log: {str(f['headline']).strip()[:200]!r}"
     return text
 
 

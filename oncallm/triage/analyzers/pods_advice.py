@@ -212,7 +212,7 @@ def _probe(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendat
     confirm = [pf.pod_events(pod, ns), pf.describe_pod(pod, ns)]
     if http := spec.get("httpGet"):
         scheme = str(http.get("scheme") or "http").lower()
-        url = f"{scheme}://localhost:{http.get('port')}{http.get('path') or '/'}"
+        url = f"{scheme}://localhost:{f['port']}{http.get('path') or '/'}"
         confirm.append(
             kubectl(
                 "exec",
@@ -228,8 +228,8 @@ def _probe(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendat
                 namespace=ns,
             )
         )
-    elif tcp := spec.get("tcpSocket"):
-        confirm.append(kubectl("port-forward", f"pod/{pod}", f"{tcp.get('port')}", namespace=ns))
+    elif spec.get("tcpSocket"):
+        confirm.append(kubectl("port-forward", f"pod/{pod}", str(f["port"]), namespace=ns))
     confirm.append(kubectl("logs", pod, "-c", container, "--tail=100", namespace=ns))
     probe = f"{f['probe']} probe {f['probe_text']}"
     detail = (

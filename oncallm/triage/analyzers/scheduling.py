@@ -142,10 +142,9 @@ def _unschedulable_finding(
     pending = pf.time_of(since.get("lastTransitionTime")) or pf.time_of(
         kube.meta(pod).get("creationTimestamp")
     )
-    said = message.split(" preemption:")[0].strip()
-    summary = f"pod {ns}/{kube.name(pod)} of {owner} cannot be scheduled: {said}"
-    if len(pods) > 1:
-        summary += f" — {len(pods)} pods pending"
+    said = message.split(" preemption:")[0].strip().rstrip(".")
+    pending_count = f" ({len(pods)} pods pending)" if len(pods) > 1 else ""
+    summary = f"pod {ns}/{kube.name(pod)} of {owner}{pending_count} cannot be scheduled: {said}"
     culprit, blames, confidence = workload, [], 0.85
     if "volume" in kinds:
         claims = [ObjectRef("PersistentVolumeClaim", ns, c) for c in kube.pvc_names(spec)]
@@ -185,7 +184,7 @@ def _unschedulable_finding(
             )
         ]
     if kinds & {"selector", "affinity"}:
-        summary += placement_text(ctx, spec)
+        summary += placement_text(ctx, spec, sole="resources" not in kinds)
     facts: dict[str, Any] = {
         "pod": kube.name(pod),
         "pods": sorted(kube.name(p) for p in pods),
@@ -215,8 +214,9 @@ def _unschedulable_finding(
     )
 
 
-def placement_text(ctx: TriageContext, spec: Mapping[str, Any]) -> str:
-    """``; its nodeSelector pool=render matches no node (nodes have pool=rendering)``."""
+def placement_text(ctx: TriageContext, spec: Mapping[str, Any], *, sole: bool) -> str:
+    """``; its nodeSelector pool=render matches no node (nodes have pool=rendering)`` — "matches
+    no node" only when placement (not capacity) is what rules the remaining nodes out."""
     selector: Mapping[str, str] = spec.get("nodeSelector") or {}
     node_affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
@@ -229,7 +229,7 @@ def placement_text(ctx: TriageContext, spec: Mapping[str, Any]) -> str:
     text = ""
     if selector:
         shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        text += f"; its nodeSelector {shown} matches no node"
+        text += f"; its nodeSelector {shown}" + (" matches no node" if sole else "")
         seen = sorted(
             {
                 f"{key}={kube.labels(n)[key]}"
