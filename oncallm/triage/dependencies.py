@@ -18,10 +18,13 @@ from oncallm.sources.base import ObjectRef
 _URL = re.compile(
     r"\b[a-z][a-z0-9+.-]*://(?:[^\s/@:]+(?::[^\s/@]*)?@)?([A-Za-z0-9.-]+)(?::(\d{2,5}))?",
 )
+# A host is a DNS name with at least one letter (so "03:14:29" in a timestamp is not
+# host "14" port 29); IP addresses are matched separately and whole.
 _HOST_PORT = re.compile(
-    r"(?<![\w./@-])([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*):(\d{2,5})\b"
+    r"(?<![\w./@:-])((?=[a-z0-9.-]*[a-z])[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*)"
+    r":(\d{2,5})\b"
 )
-_IP_PORT = re.compile(r"\b((?:\d{1,3}\.){3}\d{1,3}):(\d{2,5})\b")
+_IP_PORT = re.compile(r"(?<![\w.:])((?:\d{1,3}\.){3}\d{1,3}):(\d{2,5})\b")
 _QUOTED_HOST = re.compile(
     r"(?:host(?: name)?|lookup)\s+\"?([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*)\"?",
     re.IGNORECASE,

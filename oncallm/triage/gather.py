@@ -164,6 +164,18 @@ class Gatherer:
             return await self._workload_pods(kube.ref(obj), 1)
         if kind == "Service":
             return await self._service(obj, 1)
+        if kind == "Ingress":
+            pods: list[KubeObject] = []
+            for backend in sorted(_ingress_backends(obj)):
+                svc = await self._get(ObjectRef("Service", kube.namespace(obj), backend), 1)
+                if svc is None:
+                    self.b.add_gap(
+                        f"Service {kube.namespace(obj)}/{backend}",
+                        f"not found (backend of Ingress {kube.name(obj)})",
+                    )
+                    continue
+                pods += await self._service(svc, 1)
+            return pods
         if kind == "PersistentVolumeClaim":
             await self._pvc_chain(obj, 1)
             users = await self._list("Pod", kube.namespace(obj), None)
@@ -441,7 +453,10 @@ class Gatherer:
         await self._expand_pods(self._key_pods(behind)[:3], distance=3)
 
     def _service_by_ip(self, host: str) -> ObjectRef | None:
-        for obj in self.b.objects.values():
+        """A Service by cluster IP, among those read or listed so far (the namespaces of
+        the alerted pods); an IP from elsewhere stays a bare address."""
+        listed = [obj for items in self._listed.values() for obj in items]
+        for obj in [*self.b.objects.values(), *listed]:
             if obj.get("kind") == "Service" and (obj.get("spec") or {}).get("clusterIP") == host:
                 return kube.ref(obj)
         return None
@@ -472,6 +487,14 @@ def dedupe_named(named: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     for via, host in named:
         first_via.setdefault((host.host, host.port), via)
     return [(first_via[(h.host, h.port)], h) for h in hosts]
+
+
+def _ingress_backends(ingress: KubeObject) -> set[str]:
+    spec = ingress.get("spec") or {}
+    backends = [spec.get("defaultBackend") or {}]
+    for rule in spec.get("rules") or []:
+        backends += [p.get("backend") or {} for p in (rule.get("http") or {}).get("paths") or []]
+    return {str(b["service"]["name"]) for b in backends if (b.get("service") or {}).get("name")}
 
 
 def _revision(rs: KubeObject) -> int:

@@ -4,7 +4,8 @@ kube-prometheus-stack alerts name their subject with well-known labels (``pod``,
 ``deployment``, ``persistentvolumeclaim``...). ``instance`` is special: on
 kube-state-metrics alerts it is the exporter's own address, not the subject, so it only
 names a Node for node-level scrape jobs (node-exporter, kubelet) or when no other label
-names anything.
+names anything. Likewise ``node`` names the subject only when nothing more specific is
+named: on a volume alert from the kubelet it is just where the volume is mounted.
 """
 
 from __future__ import annotations
@@ -22,11 +23,27 @@ TARGET_LABELS: tuple[tuple[str, str, bool], ...] = (
     ("job_name", "Job", True),
     ("cronjob", "CronJob", True),
     ("service", "Service", True),
+    ("ingress", "Ingress", True),
     ("persistentvolumeclaim", "PersistentVolumeClaim", True),
+    ("resourcequota", "ResourceQuota", True),
     ("horizontalpodautoscaler", "HorizontalPodAutoscaler", True),
     ("node", "Node", False),
 )
 NODE_SCRAPE_JOBS = ("node-exporter", "kubelet", "node")
+# Exporters whose own Service is stamped on every series they expose as `service`
+# (service="kube-prometheus-stack-kube-state-metrics"): that label names the scrape
+# target, not the subject of the alert.
+EXPORTER_JOBS = (
+    "kube-state-metrics",
+    "node-exporter",
+    "kubelet",
+    "apiserver",
+    "coredns",
+    "kube-proxy",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "kube-etcd",
+)
 
 
 class Target(BaseModel):
@@ -58,13 +75,20 @@ def _host(instance: str) -> str:
     return instance
 
 
+def _is_exporter_service(service: str, scrape_job: str) -> bool:
+    return any(job in scrape_job and job in service for job in EXPORTER_JOBS)
+
+
 def resolve_targets(labels: Mapping[str, str]) -> AlertTargets:
     namespace = labels.get("namespace") or None
     container = labels.get("container") or None
     targets: list[Target] = []
+    scrape_job = labels.get("job", "")
     for label, kind, namespaced in TARGET_LABELS:
         name = labels.get(label)
         if not name:
+            continue
+        if label == "service" and _is_exporter_service(name, scrape_job):
             continue
         if namespaced and namespace is None:
             # A namespaced name without a namespace cannot be looked up unambiguously;
@@ -80,14 +104,19 @@ def resolve_targets(labels: Mapping[str, str]) -> AlertTargets:
                 label=label,
             )
         )
+    named_objects = [t for t in targets if t.kind != "Node"]
+    if named_objects:
+        # `node` beside `persistentvolumeclaim` or `pod` says where the subject runs (kubelet
+        # metrics carry it); the gatherer reaches that node from the pod. Taking the node as a
+        # subject would make every other unhealthy pod on it look relevant.
+        targets = named_objects
     instance = labels.get("instance")
-    scrape_job = labels.get("job", "")
     node_job = any(j in scrape_job for j in NODE_SCRAPE_JOBS)
     # With nothing else named, `instance` is the subject — unless it is an exporter that
     # reports on other objects (kube-state-metrics) or the alert is about a namespace.
     lone_instance = not targets and namespace is None and "kube-state-metrics" not in scrape_job
     has_node = any(t.kind == "Node" for t in targets)
-    if instance and not has_node and (node_job or lone_instance):
+    if instance and not has_node and not named_objects and (node_job or lone_instance):
         targets.append(Target(kind="Node", name=_host(instance), label="instance"))
     if not targets and namespace:
         targets.append(Target(kind="Namespace", name=namespace, label="namespace"))

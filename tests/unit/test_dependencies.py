@@ -53,3 +53,11 @@ def test_hosts_in_env_values_ignore_credentials() -> None:
 )
 def test_service_dns_names(host: str, expected: ObjectRef | None) -> None:
     assert service_ref_for(host, "shop") == expected
+
+
+def test_timestamps_are_not_hosts() -> None:
+    line = "2026-11-26T03:10:54.120Z ERROR 03:14:29 request failed: upstream timeout"
+    assert list(hosts_in_log_line(line)) == []
+    assert [
+        (h.host, h.port) for h in hosts_in_log_line("T03:10:54 dial tcp db-1:5432: i/o timeout")
+    ] == [("db-1", 5432)]

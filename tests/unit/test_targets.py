@@ -74,3 +74,29 @@ def test_namespaced_name_without_namespace_is_kept_unscoped() -> None:
 
 def test_nothing_to_resolve() -> None:
     assert resolve_targets({"alertname": "Watchdog"}).targets == ()
+
+
+def test_node_beside_a_volume_is_where_it_runs_not_the_subject() -> None:
+    labels = {
+        "job": "kubelet",
+        "instance": "10.0.0.5:10250",
+        "node": "node-b",
+        "namespace": "data",
+        "persistentvolumeclaim": "postgres-data-postgres-0",
+    }
+    assert _kinds(labels) == [("PersistentVolumeClaim", "data", "postgres-data-postgres-0")]
+
+
+def test_the_exporters_own_service_label_is_not_the_subject() -> None:
+    labels = {
+        "alertname": "KubeNodeNotReady",
+        "job": "kube-state-metrics",
+        "service": "kube-prometheus-stack-kube-state-metrics",
+        "instance": "10.0.45.187:8080",
+        "node": "ip-10-0-47-198.eu-west-1.compute.internal",
+    }
+    assert _kinds(labels) == [("Node", None, "ip-10-0-47-198.eu-west-1.compute.internal")]
+    app = {"job": "checkout", "service": "checkout", "namespace": "shop"}
+    assert _kinds(app) == [("Service", "shop", "checkout")]
+    ingress = {"ingress": "storefront-web", "namespace": "storefront"}
+    assert _kinds(ingress) == [("Ingress", "storefront", "storefront-web")]
