@@ -3,9 +3,8 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := postgresql prometheus prometheus-alertmanager
 
-.PHONY: demo test deps uv system-deps lint typecheck check docs bench clean
+.PHONY: demo test deps uv system-deps kubectl-debian lint typecheck check docs bench clean
 
 demo: deps ## start OncallM on its defaults, post the sample alerts, print the URL to open
 	$(UV) run oncallm demo
@@ -20,16 +19,33 @@ uv:
 deps: uv
 	$(UV) sync --frozen
 
-system-deps: ## Debian packages of the services the tests start
+system-deps: kubectl-debian ## Debian packages of the services the tests start
 	@missing=""; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# Debian's kubectl (package kubernetes-client) checks that the Kubernetes API fake is
+# faithful. It is unpacked into .tools/ rather than installed: /usr/bin/kubectl may belong
+# to another vendor's package (google-cloud-sdk) and the two conflict.
+KUBECTL_DEBIAN := .tools/kubernetes-client/usr/bin/kubectl
+
+kubectl-debian: $(KUBECTL_DEBIAN)
+
+$(KUBECTL_DEBIAN):
+	@echo "unpacking Debian's kubernetes-client into .tools/"
+	@tmp=$$(mktemp -d) && chmod 755 "$$tmp" && cd "$$tmp" && \
+	{ apt-get download kubernetes-client >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && apt-get download kubernetes-client >/dev/null; }; } && \
+	cd "$(CURDIR)" && rm -rf .tools/kubernetes-client && mkdir -p .tools/kubernetes-client && \
+	dpkg-deb -x "$$tmp"/kubernetes-client_*.deb .tools/kubernetes-client && rm -rf "$$tmp"
+	@$(KUBECTL_DEBIAN) version --client --short
 
 lint typecheck check: deps
 	scripts/check

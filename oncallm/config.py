@@ -165,7 +165,10 @@ class ClusterSettings(_Section):
 
     kubeconfig: Path | None = Field(
         default=None,
-        description="Kubeconfig file; unset means `$KUBECONFIG`, then `~/.kube/config`.",
+        description=(
+            "Kubeconfig file; unset means the pod's service account when running in a "
+            "cluster, else `$KUBECONFIG`, else `~/.kube/config`."
+        ),
     )
     context: str | None = Field(
         default=None, description="Kubeconfig context; unset means its current context."

@@ -120,3 +120,7 @@ def configure_logging(settings: LogSettings) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # HTTP clients log every request at INFO (each Kubernetes read of each triage); their
+    # warnings still come through, our own logs say what a triage read and what failed.
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -39,6 +39,9 @@ __all__ = ["CaptureSummary", "capture_cluster", "capture_snapshot", "unhealthy_c
 CLUSTER_KINDS = ("Node", "PersistentVolume", "StorageClass")
 LOG_TAIL_LINES = 500
 LOG_LIMIT_BYTES = 256 * 1024
+# A cluster in a bad way can have thousands of unhealthy pods; the snapshot keeps the logs
+# of the first ones (by namespace and name) and says how many it left out.
+MAX_LOG_READS = 400
 
 
 @dataclass
@@ -216,6 +219,13 @@ async def _logs(
             reads.append(_LogRead(namespace, name, container, previous=False))
             if has_previous:
                 reads.append(_LogRead(namespace, name, container, previous=True))
+
+    if len(reads) > MAX_LOG_READS:
+        summary.skipped.append(
+            f"logs of {len(reads) - MAX_LOG_READS} more unhealthy containers "
+            f"(at most {MAX_LOG_READS} log reads per capture)"
+        )
+        reads = reads[:MAX_LOG_READS]
 
     async def read(log: _LogRead) -> str | None:
         try:
