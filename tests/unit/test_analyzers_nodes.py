@@ -61,7 +61,7 @@ def test_a_not_ready_node_is_the_culprit_of_the_pods_on_it() -> None:
     assert node.resource == NODE
     assert node.summary == (
         "Node node-c is NotReady (status Unknown) since 02:55Z: NodeStatusUnknown — Kubelet "
-        "stopped posting node status.; 1 pod(s) on it affected (api-7d9f8b6c5-x2x9k)"
+        "stopped posting node status; 1 pod(s) on it affected (api-7d9f8b6c5-x2x9k)"
     )
     victim = next(f for f in findings if f.subject == POD_REF)
     assert victim.blames == (NODE,)

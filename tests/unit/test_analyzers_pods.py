@@ -320,3 +320,31 @@ def test_a_named_probe_port_is_shown_as_its_number() -> None:
     (finding,), _ = _run(ctx)
     assert "liveness probe GET :8080/live" in finding.summary
     assert "15 restarts; timeout 1s, initial delay 10s" in finding.summary
+
+
+def test_a_pull_that_failed_until_the_tag_was_pushed_explains_a_resolved_alert() -> None:
+    image = "ghcr.io/acme/api:2.8.0"
+    failed = k.event(
+        POD_REF,
+        "Failed",
+        f'Failed to pull image "{image}": rpc error: code = NotFound desc = {image}: not found',
+        count=12,
+        minutes_ago=40,
+    )
+    pulled = k.event(
+        POD_REF,
+        "Pulled",
+        f'Successfully pulled image "{image}" in 1.8s',
+        type_="Normal",
+        minutes_ago=35,
+    )
+    ctx = k.context(_api([k.running_status("api")], image=image), events=[failed, pulled])
+    (finding,), _ = _run(ctx)
+    assert finding.category is Category.ImagePull
+    assert finding.confidence <= 0.6
+    assert f"could not pull image {image} from 02:25Z until it pulled at 02:40Z" in (
+        finding.summary
+    )
+    (rec,) = pods.ANALYZER.recommend(finding, ctx)
+    assert rec.risk == "low"
+    assert not any("set image" in c for c in rec.commands)

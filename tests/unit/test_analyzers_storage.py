@@ -150,3 +150,36 @@ def test_a_released_volume_blocks_the_claim_that_names_it() -> None:
     assert "cannot bind to it" in pv.summary
     ranking = rank(k.context(objs), findings, min_confidence=0.35)
     assert ranking.root is not None
+
+
+def test_no_space_left_in_the_log_makes_the_claim_the_cause_of_the_crash() -> None:
+    from oncallm.triage.analyzers import pods
+
+    claim = k.pvc("data-postgres-0", "data", size="20Gi")
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": k.ts(2)}
+    status = k.waiting_status("postgres", restarts=8, last_terminated=last)
+    log = (
+        "2026-11-26 03:06:56.652 UTC [27] LOG:  checkpoint starting: end-of-recovery\n"
+        '2026-11-26 03:06:57.013 UTC [27] PANIC:  could not write to file "pg_wal/xlogtemp.27":'
+        " No space left on device\n"
+        "2026-11-26 03:06:57.224 UTC [1] LOG:  database system is shut down\n"
+    )
+    ctx = k.context(
+        _postgres(claim, k.storage_class("standard"), statuses=[status]),
+        logs={("data", "postgres-0", "postgres", True): log},
+        focus=[POD_REF],
+    )
+    (full,) = _run(ctx)
+    assert full.resource == CLAIM
+    assert full.summary == (
+        "PersistentVolumeClaim data/data-postgres-0 (20Gi) is full: container postgres of "
+        "StatefulSet data/postgres fails writing to it — [27] PANIC:  could not write to file "
+        '"pg_wal/xlogtemp.27": No space left on device'
+    )
+    (crash,) = pods.analyze(ctx, EvidenceLedger("snapshot"))
+    assert crash.blames == (CLAIM,)
+    assert "last log: '[27] PANIC:" in crash.summary
+    ranking = rank(ctx, [crash, full], min_confidence=0.35)
+    assert ranking.root is full
+    (rec,) = storage.ANALYZER.recommend(full, ctx)
+    assert any("patch pvc data-postgres-0" in c for c in rec.commands)

@@ -403,7 +403,7 @@ def _finding(ctx: TriageContext, problem: _Problem) -> Finding:
         if problem.kind == "missing-key" and close:
             summary += f"; it has {close[0]} — a misspelt key?"
     if from_log:
-        summary += f"; log: {problem.message[:160]!r}"
+        summary += f"; log: {pf.tidy(problem.message, 160)!r}"
     if len(problem.pods) > 1:
         summary += f" — {len(problem.pods)} pods affected"
     facts: dict[str, Any] = {

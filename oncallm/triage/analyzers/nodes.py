@@ -62,7 +62,8 @@ def _problems(node: KubeObject) -> list[tuple[str, str, float, datetime | None]]
     for cond in (node.get("status") or {}).get("conditions") or []:
         kind, status = cond.get("type"), cond.get("status")
         since = pf.time_of(cond.get("lastTransitionTime"))
-        detail = " — ".join(str(x) for x in (cond.get("reason"), cond.get("message")) if x)
+        said = (cond.get("reason"), str(cond.get("message") or "").rstrip("."))
+        detail = " — ".join(str(x) for x in said if x)
         if kind == "Ready" and status in ("False", "Unknown"):
             state = "NotReady" if status == "False" else "NotReady (status Unknown)"
             found.append((state, detail or "kubelet not ready", 0.9, since))

@@ -7,6 +7,7 @@ kubectl commands; doing it in one place keeps their summaries and recommendation
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,25 @@ from oncallm.triage.recommendations import kubectl
 # changed by editing the manifest instead.
 SETTABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+# An application failing to write because its filesystem is full.
+NO_SPACE = re.compile(
+    r"No space left on device|ENOSPC|Disk quota exceeded|database or disk is full", re.I
+)
+
+
+# A log line's leading timestamp: ``2026-11-26 03:12:04.013 UTC``, ``[2026/11/12 08:05:15]``.
+_LOG_TIME = re.compile(
+    r"^\s*\[?\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
+    r"(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?\]?\s*"
+)
+
+
+def tidy(line: str, limit: int = 200) -> str:
+    """A log line for a summary: without its timestamp, trimmed."""
+    text = _LOG_TIME.sub("", line).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def stamp(when: datetime | None, now: datetime) -> str:
@@ -135,6 +155,26 @@ def rollout_undo(workload: ObjectRef) -> list[str]:
     ]
 
 
+def claims_of(pod: Mapping[str, Any], container: str | None = None) -> list[ObjectRef]:
+    """PersistentVolumeClaims a pod (or one of its containers) mounts."""
+    spec = pod.get("spec") or {}
+    by_volume = {
+        str(v.get("name")): str(v["persistentVolumeClaim"]["claimName"])
+        for v in spec.get("volumes") or []
+        if (v.get("persistentVolumeClaim") or {}).get("claimName")
+    }
+    if container is not None:
+        mounted = {
+            str(m.get("name"))
+            for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+            if c.get("name") == container
+            for m in c.get("volumeMounts") or []
+        }
+        by_volume = {v: c for v, c in by_volume.items() if v in mounted}
+    ns = kube.namespace(pod)
+    return [ObjectRef("PersistentVolumeClaim", ns, c) for c in dict.fromkeys(by_volume.values())]
+
+
 def unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in items if i))
 
@@ -194,3 +234,8 @@ def probe_timing(probe: Mapping[str, Any]) -> dict[str, int]:
         "failureThreshold": int(probe.get("failureThreshold") or 3),
         "initialDelaySeconds": int(probe.get("initialDelaySeconds") or 0),
     }
+
+
+def state_text(label: str, state: Mapping[str, Any]) -> str:
+    keys = ("reason", "exitCode", "signal", "startedAt", "finishedAt", "message")
+    return f"{label}: " + " ".join(f"{k}={state[k]}" for k in keys if state.get(k) is not None)

@@ -18,7 +18,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, pods_advice
+from oncallm.triage.analyzers import Analyzer, image_pulls, pods_advice
 from oncallm.triage.analyzers import config as config_analyzer
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import Event, TriageContext
@@ -27,45 +27,11 @@ from oncallm.triage.findings import Finding
 from oncallm.triage.taxonomy import Category
 
 NAME = "pods"
-PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 # The runtime could not create or start the container: a spec problem the config analyzer owns.
 _CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 _START_REASONS = ("StartError", "ContainerCannotRun")
 _PROBE_FAILED = re.compile(r"^(Liveness|Readiness|Startup) probe (?:failed|errored):?\s*(.*)", re.S)
 _PROBE_KILL = re.compile(r"Container (\S+) failed (liveness|startup) probe")
-_PULL_CAUSES = (
-    (
-        "invalid",
-        re.compile(r"InvalidImageName|invalid reference format|couldn't parse image", re.I),
-    ),
-    ("not-found", re.compile(r"manifest unknown|: not found|NotFound|name unknown", re.I)),
-    (
-        "auth",
-        re.compile(
-            r"unauthorized|authentication required|pull access denied|access denied|"
-            r"403 Forbidden|401|insufficient_scope|no basic auth credentials|denied:",
-            re.I,
-        ),
-    ),
-    ("rate-limit", re.compile(r"toomanyrequests|rate limit", re.I)),
-    (
-        "unreachable",
-        re.compile(
-            r"no such host|i/o timeout|connection refused|TLS handshake timeout|"
-            r"context deadline exceeded|x509|network is unreachable",
-            re.I,
-        ),
-    ),
-    ("not-found", re.compile(r"not found|does not exist", re.I)),
-)
-PULL_MEANING = {
-    "invalid": "the image reference is malformed",
-    "not-found": "the image or tag does not exist in the registry",
-    "auth": "the registry refused the credentials",
-    "rate-limit": "the registry is rate-limiting pulls",
-    "unreachable": "the registry cannot be reached from the node",
-    "unknown": "the pull fails",
-}
 
 
 @dataclass
@@ -96,11 +62,6 @@ def _node(pod: Mapping[str, Any]) -> list[ObjectRef]:
     return [ObjectRef("Node", None, str(name))] if name else []
 
 
-def _state_text(label: str, state: Mapping[str, Any]) -> str:
-    keys = ("reason", "exitCode", "signal", "startedAt", "finishedAt", "message")
-    return f"{label}: " + " ".join(f"{k}={state[k]}" for k in keys if state.get(k) is not None)
-
-
 def _oom(
     ctx: TriageContext, ledger: EvidenceLedger, pod: KubeObject, c: kube.ContainerState
 ) -> _Hit | None:
@@ -120,7 +81,7 @@ def _oom(
         cited = ledger.cite_object(
             pf.pod_ref(pod),
             f"status.containerStatuses[{c.name}]",
-            f"{_state_text(label, state)} restartCount={c.restarts}; "
+            f"{pf.state_text(label, state)} restartCount={c.restarts}; "
             f"limits.memory={limit or 'none'} requests.memory={c.request('memory') or 'none'}",
         )
         facts = {
@@ -135,48 +96,14 @@ def _oom(
     return None
 
 
-def _pull(
+def _pull_hit(
     ctx: TriageContext,
     ledger: EvidenceLedger,
     pod: KubeObject,
     c: kube.ContainerState,
     events: list[Event],
 ) -> _Hit:
-    ref, image = pf.pod_ref(pod), str(c.spec.get("image", ""))
-    waiting = c.waiting or {}
-    mine = [e for e in events if e.reason in ("Failed", "InspectFailed") and image in e.message]
-    detailed = [e for e in mine if not e.message.startswith("Error: ")] or mine
-    evidence = [ledger.cite_event(ref, e.reason, e.describe()) for e in detailed[-1:]]
-    text = " ".join([str(waiting.get("reason")), str(waiting.get("message") or "")])
-    text += " " + " ".join(e.message for e in detailed)
-    cause = next((name for name, pattern in _PULL_CAUSES if pattern.search(text)), "unknown")
-    evidence.append(
-        ledger.cite_object(
-            ref,
-            f"status.containerStatuses[{c.name}]",
-            _state_text("state.waiting", waiting) + f" image={image}",
-        )
-    )
-    secrets = [str(s.get("name")) for s in (pod.get("spec") or {}).get("imagePullSecrets") or []]
-    gaps = {g.source for g in ctx.gaps}
-    missing = [
-        s
-        for s in secrets
-        if ObjectRef("Secret", ref.namespace, s) not in ctx.objects
-        and f"Secret {ref.namespace}/{s}" not in gaps
-    ]
-    for event in ctx.warnings_of(ref, "FailedToRetrieveImagePullSecret"):
-        evidence.append(ledger.cite_event(ref, event.reason, event.describe()))
-        missing += [s for s in secrets if s in event.message and s not in missing]
-    facts = {
-        "image": image,
-        "cause": cause,
-        "pull_message": (detailed[-1].message if detailed else str(waiting.get("message") or "")),
-        "pull_secrets": secrets,
-        "missing_pull_secrets": missing,
-        "service_account": (pod.get("spec") or {}).get("serviceAccountName") or "default",
-    }
-    confidence = 0.95 if cause != "unknown" else 0.8
+    confidence, evidence, facts = image_pulls.pull_facts(ctx, ledger, pod, c, events)
     return _Hit(Category.ImagePull, pod, c, confidence, evidence, facts)
 
 
@@ -247,6 +174,7 @@ def _probe(
 # What a crash says about itself, most telling first: panics and uncaught exceptions, then
 # exception lines (``TypeError: ...``), then lines logged at error level.
 _HEADLINES = (
+    re.compile(r"\bPANIC\b"),  # PostgreSQL's most severe level, above FATAL
     re.compile(
         r"^\s*(?:panic:|fatal error:|Exception in thread|Uncaught\b|Unhandled\b)|"
         r"caught signal|segmentation fault|core dumped",
@@ -295,7 +223,7 @@ def _crash(
         ledger.cite_object(
             ref,
             f"status.containerStatuses[{c.name}]",
-            _state_text("lastState.terminated", term) + f" restartCount={c.restarts}",
+            pf.state_text("lastState.terminated", term) + f" restartCount={c.restarts}",
         )
     ]
     lines: tuple[str, ...] = ()
@@ -315,8 +243,10 @@ def _crash(
         ledger.cite_event(ref, e.reason, e.describe()) for e in ctx.warnings_of(ref, "BackOff")[-1:]
     ]
     blames = dependency_blames(ctx, pod, blame_lines) if blame_lines else []
+    if any(pf.NO_SPACE.search(line) for line in blame_lines):
+        blames += pf.claims_of(pod, c.name)  # it dies because its volume is full
     confidence = 0.85 if lines else 0.75
-    if blames:  # the app dies because something it needs is down: that is the cause
+    if blames:  # the app dies because something it needs is down or full: that is the cause
         confidence = 0.6
     facts = {
         "exit_code": code,
@@ -342,8 +272,8 @@ def _hits(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[_Hit]:
             last = c.terminated or c.last_terminated or {}
             if c.waiting_reason in _CONFIG_REASONS or last.get("reason") in _START_REASONS:
                 continue  # the kubelet could not create it: the config analyzer's case
-            if c.waiting_reason in PULL_REASONS:
-                yield _pull(ctx, ledger, pod, c, events)
+            if c.waiting_reason in image_pulls.PULL_REASONS:
+                yield _pull_hit(ctx, ledger, pod, c, events)
                 continue
             hit = _oom(ctx, ledger, pod, c)
             if hit is None and any(key[0] == c.name and key[1].endswith("-kill") for key in probes):
@@ -351,6 +281,8 @@ def _hits(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[_Hit]:
             hit = hit or _crash(ctx, ledger, pod, c)
             if hit is None and not terminating:
                 hit = _probe(ctx, ledger, pod, c, probes)
+            if hit is None and image_pulls.pulled_late(c, events):
+                hit = _pull_hit(ctx, ledger, pod, c, events)
             if hit is not None:
                 yield hit
 
@@ -367,15 +299,7 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
             at = "with no memory limit set (the node ran out of memory)"
         return f"{where} was OOMKilled {at}; restarted {f['restarts']} times, last kill {f['last']}"
     if hit.category is Category.ImagePull:
-        text = f"{where} cannot pull image {f['image']}: {PULL_MEANING[f['cause']]}"
-        if f["cause"] == "auth":
-            if f["missing_pull_secrets"]:
-                text += f"; imagePullSecret {', '.join(f['missing_pull_secrets'])} does not exist"
-            elif f["pull_secrets"]:
-                text += f" (imagePullSecrets: {', '.join(f['pull_secrets'])})"
-            else:
-                text += "; the pod has no imagePullSecrets"
-        return text + (f" — {f['pull_message'][:160]}" if f["pull_message"] else "")
+        return image_pulls.summary(f, where)
     if hit.category is Category.ProbeFailure:
         probe = f"{f['probe']} probe {f['probe_text']}"
         failure = f": {f['failure'][:160]}" if f["failure"] else ""
@@ -391,7 +315,7 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
         f"{f['restarts']} restarts, last exit {f['last']}"
     )
     if f["headline"]:
-        text += f"; last log: {str(f['headline']).strip()[:200]!r}"
+        text += f"; last log: {pf.tidy(str(f['headline']))!r}"
     return text
 
 

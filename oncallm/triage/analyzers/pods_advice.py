@@ -134,6 +134,20 @@ def _pull(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendati
     owner = pf.owner_phrase(workload)
     confirm = [pf.pod_events(pod, ns), f"docker manifest inspect {image}"]
     cause = f["cause"]
+    if "recovered_at" in f:
+        history = [pf.pod_events(pod, ns), *pf.rollout_undo(workload)[:1]]
+        return [
+            Recommendation(
+                f"Publish images before rollouts of {owner} reference them",
+                f"{image} could not be pulled from {f['failing_since']} until {f['recovered_at']} "
+                f"({f['pull_message'][:160]!r}); the pods run now. Nothing needs fixing in the "
+                "cluster: make the release pipeline push the image before it updates the "
+                "workload (or gate the rollout on the image existing).",
+                tuple(history),
+                "low",
+                conf,
+            )
+        ]
     if cause == "auth":
         secret = (f.get("missing_pull_secrets") or f.get("pull_secrets") or ["regcred"])[0]
         sa = f.get("service_account") or "default"

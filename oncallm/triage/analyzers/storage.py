@@ -12,13 +12,13 @@ ConfigMap and Secret volumes that fail to mount belong to the config analyzer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, storage_advice
+from oncallm.triage.analyzers import Analyzer, storage_advice, volumes
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -26,8 +26,6 @@ from oncallm.triage.findings import Finding
 from oncallm.triage.taxonomy import Category
 
 NAME = "storage"
-DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
-FILLING_ALERTS = ("KubePersistentVolumeFillingUp", "KubePersistentVolumeInodesFillingUp")
 # A provisioner gets a few minutes before a Pending claim counts as stuck.
 PROVISIONING_GRACE = timedelta(minutes=5)
 _VOLUME = re.compile(r'for volume "(?P<volume>[^"]+)"')
@@ -36,31 +34,6 @@ _USED_BY = re.compile(r"already used by pod\(s\) (?P<pods>[\w.,\s-]+)")
 _CONFIG_VOLUME = re.compile(
     r'(?:configmap|secret)s? "[^"]+" not found|non-existent (?:config|secret) key', re.I
 )
-_FREE = re.compile(r"(?P<free>\d+(?:\.\d+)?)% free")
-
-
-def _class_state(ctx: TriageContext, pvc: KubeObject) -> tuple[str | None, bool | None]:
-    """(storageClassName, whether it exists): None when it cannot be told from what was read."""
-    spec = pvc.get("spec") or {}
-    gaps = " ".join(g.source for g in ctx.gaps)
-    if "storageClassName" in spec and spec["storageClassName"] is not None:
-        name = str(spec["storageClassName"])
-        if name == "":
-            return "", None  # static binding to a pre-created PV, no class involved
-        if ctx.get("StorageClass", None, name) is not None:
-            return name, True
-        return name, None if f"StorageClass {name}" in gaps else False
-    default = next(
-        (
-            sc
-            for sc in ctx.of_kind("StorageClass")
-            if (kube.meta(sc).get("annotations") or {}).get(DEFAULT_CLASS) == "true"
-        ),
-        None,
-    )
-    if default is not None:
-        return kube.name(default), True
-    return None, None if "StorageClass" in gaps else False
 
 
 def _waiting_pods(ctx: TriageContext, claim: ObjectRef) -> list[KubeObject]:
@@ -79,7 +52,7 @@ def _claim_findings(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Find
         phase = str((pvc.get("status") or {}).get("phase", "Pending"))
         if phase not in ("Pending", "Lost"):
             continue
-        sc_name, sc_exists = _class_state(ctx, pvc)
+        sc_name, sc_exists = volumes.class_state(ctx, pvc)
         events = ctx.warnings_of(ref, "ProvisioningFailed", "FailedBinding")
         evidence = [ledger.cite_event(ref, e.reason, e.describe()) for e in events[-2:]]
         created = pf.time_of(kube.meta(pvc).get("creationTimestamp"))
@@ -285,87 +258,12 @@ def _volume_findings(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Fin
         )
 
 
-def _filling(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
-    """The alert itself is the evidence a volume is filling: name the claim and its users."""
-    if ctx.alert.alertname not in FILLING_ALERTS:
-        return
-    name, ns = ctx.alert.labels.get("persistentvolumeclaim"), ctx.alert.labels.get("namespace")
-    if not name:
-        return
-    claim = ObjectRef("PersistentVolumeClaim", ns, name)
-    text = ctx.alert.annotations.get("description") or ctx.alert.annotations.get("summary") or ""
-    evidence = [ledger.cite_alert(ctx.alert.alertname, text or ctx.alert.alertname)]
-    pvc = ctx.objects.get(claim) or {}
-    size = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    sc_name, _exists = _class_state(ctx, pvc) if pvc else (None, None)
-    sc = ctx.get("StorageClass", None, sc_name) if sc_name else None
-    free = _FREE.search(text)
-    inodes = "Inodes" in ctx.alert.alertname
-    what = "inodes" if inodes else "space"
-    summary = f"{claim} is running out of {what}"
-    if free:
-        summary += f": only {free['free']}% free"
-    if size:
-        summary += f" of {size}"
-    users = [
-        p
-        for p in ctx.pods()
-        if kube.namespace(p) == ns and name in kube.pvc_names(p.get("spec") or {})
-    ]
-    mounts = _mounts(users, name)
-    if users:
-        summary += f" (mounted by pod {pf.pods_phrase(users)})"
-    yield Finding(
-        category=Category.VolumeFailure,
-        summary=summary,
-        subject=claim,
-        resource=claim,
-        evidence=tuple(evidence),
-        confidence=0.8,
-        analyzer=NAME,
-        facts={
-            "problem": "filling",
-            "claim": name,
-            "namespace": ns,
-            "size": size,
-            "free_percent": free["free"] if free else None,
-            "inodes": inodes,
-            "storageClassName": sc_name,
-            "expandable": bool((sc or {}).get("allowVolumeExpansion")) if sc else None,
-            "pods": sorted(kube.name(p) for p in users),
-            "mounts": mounts,
-        },
-    )
-
-
-def _mounts(pods: list[KubeObject], claim: str) -> list[dict[str, str]]:
-    """(pod, container, mount path) where the claim is mounted, for ``df``/``du`` commands."""
-    found: list[dict[str, str]] = []
-    for pod in pods:
-        spec: Mapping[str, Any] = pod.get("spec") or {}
-        volumes = {
-            str(v.get("name"))
-            for v in spec.get("volumes") or []
-            if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
-        }
-        for ctr in spec.get("containers") or []:
-            for mount in ctr.get("volumeMounts") or []:
-                if mount.get("name") in volumes:
-                    found.append(
-                        {
-                            "pod": kube.name(pod),
-                            "container": str(ctr.get("name")),
-                            "path": str(mount.get("mountPath")),
-                        }
-                    )
-    return found
-
-
 def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
     yield from _claim_findings(ctx, ledger)
     yield from _mount_findings(ctx, ledger)
     yield from _volume_findings(ctx, ledger)
-    yield from _filling(ctx, ledger)
+    yield from volumes.write_failures(ctx, ledger)
+    yield from volumes.filling_alert(ctx, ledger)
 
 
 ANALYZER = Analyzer(

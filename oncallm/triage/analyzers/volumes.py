@@ -1,0 +1,198 @@
+"""What a claim stands on, and claims that are full — for the storage analyzer.
+
+:func:`class_state` tells whether a claim's StorageClass exists (or the default one, when
+it names none). Full claims come from a volume-filling alert or from an application that
+cannot write to its claim (``No space left on device``). A full claim is the culprit whose
+growth ends the incident; the finding carries its size, whether its StorageClass allows
+expansion and where it is mounted, so the recommendation can give ``df``/``du`` commands
+on the real paths and the exact patch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from oncallm.sources.base import KubeObject, ObjectRef
+from oncallm.triage import kube
+from oncallm.triage.analyzers import podfacts as pf
+from oncallm.triage.context import TriageContext
+from oncallm.triage.evidence import EvidenceLedger
+from oncallm.triage.findings import Finding
+from oncallm.triage.taxonomy import Category
+
+NAME = "storage"  # the storage analyzer recommends for these findings
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+FILLING_ALERTS = ("KubePersistentVolumeFillingUp", "KubePersistentVolumeInodesFillingUp")
+_FREE = re.compile(r"(?P<free>\d+(?:\.\d+)?)% free")
+
+
+def class_state(ctx: TriageContext, pvc: KubeObject) -> tuple[str | None, bool | None]:
+    """(storageClassName, whether it exists): None when it cannot be told from what was read."""
+    spec = pvc.get("spec") or {}
+    gaps = " ".join(g.source for g in ctx.gaps)
+    if "storageClassName" in spec and spec["storageClassName"] is not None:
+        name = str(spec["storageClassName"])
+        if name == "":
+            return "", None  # static binding to a pre-created PV, no class involved
+        if ctx.get("StorageClass", None, name) is not None:
+            return name, True
+        return name, None if f"StorageClass {name}" in gaps else False
+    default = next(
+        (
+            sc
+            for sc in ctx.of_kind("StorageClass")
+            if (kube.meta(sc).get("annotations") or {}).get(DEFAULT_CLASS) == "true"
+        ),
+        None,
+    )
+    if default is not None:
+        return kube.name(default), True
+    return None, None if "StorageClass" in gaps else False
+
+
+def write_failures(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
+    """A container that cannot write to its claim: 'No space left on device' in its log."""
+    for pod in pf.live_pods(ctx):
+        ref = pf.pod_ref(pod)
+        for log in ctx.logs_of_pod(ref):
+            said = log.matching(pf.NO_SPACE)
+            claim = _claim_written(pod, log.container, said[-1]) if said else None
+            if claim is None:
+                continue
+            pvc = ctx.objects.get(claim) or {}
+            size = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
+            workload = ctx.workload_of(pod)
+            cited = ledger.cite_log(
+                ref.namespace or "", ref.name, log.container, log.previous, said[-2:]
+            )
+            yield Finding(
+                category=Category.VolumeFailure,
+                summary=f"{claim}{f' ({size})' if size else ''} is full: container "
+                f"{log.container} of {pf.owner_phrase(workload)} fails writing to it — "
+                f"{pf.tidy(said[-1])}",
+                subject=ref,
+                resource=claim,
+                evidence=(cited,),
+                confidence=0.85,
+                analyzer=NAME,
+                blames=(claim,),
+                facts={
+                    "problem": "filling",
+                    "claim": claim.name,
+                    "namespace": claim.namespace,
+                    "size": size,
+                    "free_percent": 0,
+                    "inodes": False,
+                    "storageClassName": (pvc.get("spec") or {}).get("storageClassName"),
+                    "expandable": _expandable(ctx, pvc),
+                    "pods": [ref.name],
+                    "mounts": _mounts([pod], claim.name),
+                },
+            )
+            break
+
+
+def _claim_written(pod: KubeObject, container: str, line: str) -> ObjectRef | None:
+    """The claim a failed write went to: the mount the path in the line falls under, else
+    the container's only claim."""
+    claims = pf.claims_of(pod, container)
+    spec = pod.get("spec") or {}
+    volumes = {
+        str(v.get("name")): str(v["persistentVolumeClaim"]["claimName"])
+        for v in spec.get("volumes") or []
+        if (v.get("persistentVolumeClaim") or {}).get("claimName")
+    }
+    for ctr in spec.get("containers") or []:
+        if ctr.get("name") != container:
+            continue
+        for mount in ctr.get("volumeMounts") or []:
+            path = str(mount.get("mountPath", "")).rstrip("/")
+            if path and path in line:
+                claim = volumes.get(str(mount.get("name")))
+                if claim is None:
+                    return None  # the full filesystem is not a claim (emptyDir, host path)
+                return ObjectRef("PersistentVolumeClaim", kube.namespace(pod), claim)
+    return claims[0] if len(claims) == 1 else None
+
+
+def _expandable(ctx: TriageContext, pvc: KubeObject) -> bool | None:
+    sc_name, _exists = class_state(ctx, pvc) if pvc else (None, None)
+    sc = ctx.get("StorageClass", None, sc_name) if sc_name else None
+    return bool(sc.get("allowVolumeExpansion")) if sc is not None else None
+
+
+def filling_alert(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
+    """The alert itself is the evidence a volume is filling: name the claim and its users."""
+    if ctx.alert.alertname not in FILLING_ALERTS:
+        return
+    name, ns = ctx.alert.labels.get("persistentvolumeclaim"), ctx.alert.labels.get("namespace")
+    if not name:
+        return
+    claim = ObjectRef("PersistentVolumeClaim", ns, name)
+    text = ctx.alert.annotations.get("description") or ctx.alert.annotations.get("summary") or ""
+    evidence = [ledger.cite_alert(ctx.alert.alertname, text or ctx.alert.alertname)]
+    pvc = ctx.objects.get(claim) or {}
+    size = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
+    sc_name, _exists = class_state(ctx, pvc) if pvc else (None, None)
+    free = _FREE.search(text)
+    inodes = "Inodes" in ctx.alert.alertname
+    what = "inodes" if inodes else "space"
+    summary = f"{claim} is running out of {what}"
+    if free:
+        summary += f": only {free['free']}% free"
+    if size:
+        summary += f" of {size}"
+    users = [
+        p
+        for p in ctx.pods()
+        if kube.namespace(p) == ns and name in kube.pvc_names(p.get("spec") or {})
+    ]
+    mounts = _mounts(users, name)
+    if users:
+        summary += f" (mounted by pod {pf.pods_phrase(users)})"
+    yield Finding(
+        category=Category.VolumeFailure,
+        summary=summary,
+        subject=claim,
+        resource=claim,
+        evidence=tuple(evidence),
+        confidence=0.8,
+        analyzer=NAME,
+        facts={
+            "problem": "filling",
+            "claim": name,
+            "namespace": ns,
+            "size": size,
+            "free_percent": free["free"] if free else None,
+            "inodes": inodes,
+            "storageClassName": sc_name,
+            "expandable": _expandable(ctx, pvc),
+            "pods": sorted(kube.name(p) for p in users),
+            "mounts": mounts,
+        },
+    )
+
+
+def _mounts(pods: list[KubeObject], claim: str) -> list[dict[str, str]]:
+    """(pod, container, mount path) where the claim is mounted, for ``df``/``du`` commands."""
+    found: list[dict[str, str]] = []
+    for pod in pods:
+        spec: Mapping[str, Any] = pod.get("spec") or {}
+        volumes = {
+            str(v.get("name"))
+            for v in spec.get("volumes") or []
+            if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
+        }
+        for ctr in spec.get("containers") or []:
+            for mount in ctr.get("volumeMounts") or []:
+                if mount.get("name") in volumes:
+                    found.append(
+                        {
+                            "pod": kube.name(pod),
+                            "container": str(ctr.get("name")),
+                            "path": str(mount.get("mountPath")),
+                        }
+                    )
+    return found
