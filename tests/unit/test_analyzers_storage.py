@@ -58,8 +58,8 @@ def test_a_claim_naming_a_missing_storage_class_is_the_culprit() -> None:
     assert finding.category is Category.VolumeFailure
     assert finding.resource == CLAIM
     assert finding.summary == (
-        'PersistentVolumeClaim data/data-postgres-0 is Pending: StorageClass "fast-ssd" does '
-        "not exist; pod postgres-0 waits on it"
+        "PersistentVolumeClaim data/data-postgres-0 (10Gi ReadWriteOnce) is Pending: "
+        'StorageClass "fast-ssd" does not exist; pod postgres-0 waits on it'
     )
     assert finding.facts["storage_class_exists"] is False
     (rec,) = storage.ANALYZER.recommend(finding, ctx)

@@ -86,7 +86,11 @@ def _claim_findings(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Find
                 )
             )
         waiting = _waiting_pods(ctx, ref)
-        summary = f"{ref} is {why}"
+        spec = pvc.get("spec") or {}
+        asked = [((spec.get("resources") or {}).get("requests") or {}).get("storage")]
+        asked += spec.get("accessModes") or []
+        shown = " ".join(str(a) for a in asked if a)
+        summary = f"{ref}{f' ({shown})' if shown else ''} is {why}"
         if waiting:
             verb = "waits" if len(waiting) == 1 else "wait"
             summary += f"; pod {pf.pods_phrase(waiting)} {verb} on it"
