@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from oncallm.sources.base import ObjectRef
-from oncallm.triage.analyzers import config
+from oncallm.triage.analyzers import app_config, config
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -170,7 +170,11 @@ def test_a_command_missing_from_the_image() -> None:
 
 
 def test_complaint_finds_configuration_lines_only() -> None:
-    assert config.complaint(["ok", "Error: unknown flag: --port"]) == "Error: unknown flag: --port"
-    assert config.complaint(["KeyError: 'DATABASE_URL'"]) is not None
-    assert config.complaint(["panic: runtime error: index out of range"]) is None
-    assert config.complaint(["GET /config 200 12ms"]) is None
+    assert (
+        app_config.complaint(["ok", "Error: unknown flag: --port"]) == "Error: unknown flag: --port"
+    )
+    assert app_config.complaint(["KeyError: 'DATABASE_URL'"]) is not None
+    assert app_config.complaint(["panic: runtime error: index out of range"]) is None
+    assert app_config.complaint(["GET /config 200 12ms"]) is None
+    remote = "failed to load config from consul:8500: dial tcp 10.0.0.9:8500: connection refused"
+    assert app_config.complaint([remote]) is None

@@ -7,22 +7,22 @@ a command that is not in the image, and applications that exit complaining about
 own configuration (``missing required env DATABASE_URL``, ``flag provided but not
 defined``). The culprit is the ConfigMap or Secret that lacks what the pod reads, or the
 workload when its own env, command or args are wrong.
-
-:func:`complaint` is shared with the pods analyzer, so a crash caused by configuration is
-reported once, here, and not again as a plain crash loop.
+What applications say about their configuration is read in :mod:`app_config`, which the
+pods analyzer shares, so a crash caused by configuration is reported once, here, and not
+again as a plain crash loop.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, config_advice
+from oncallm.triage.analyzers import Analyzer, app_config, config_advice
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -47,44 +47,6 @@ _EXEC = re.compile(
 _NON_ROOT = re.compile(r"runAsNonRoot and image (?:will run as root|has non-numeric user[^,]*)")
 _CREATE_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 _START_REASONS = ("StartError", "ContainerCannotRun")
-
-# --- what applications say when their configuration is wrong ----------------------------
-
-_APP_CONFIG = re.compile(
-    r"missing (?:required )?(?:env(?:ironment)?(?: var(?:iable)?)?|config(?:uration)?|setting|"
-    r"option|parameter|variable)s?\b"
-    r"|required (?:env(?:ironment)?(?: var(?:iable)?)?|config(?:uration)?(?: key| value)?|"
-    r"setting|variable|parameter) "
-    r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b['\"`]?,? (?:is )?(?:not set|unset|required|missing|"
-    r"undefined|empty|must be set)"
-    r"|\b(?:env(?:ironment)?(?: var(?:iable)?)?|setting|variable) ['\"`]?\w+['\"`]? (?:is )?"
-    r"(?:not set|unset|required|missing|undefined|empty|must be set)"
-    r"|required key \S+ missing value|KeyError: '[A-Z][A-Z0-9_]+'|could not resolve placeholder"
-    r"|failed to bind properties|validation errors? for \w*(?:settings|config)"
-    r"|(?:invalid|malformed|bad) (?:config|configuration|settings)\b"
-    r"|(?:failed|unable|cannot|could not)(?: to)? (?:load|parse|read|decode) (?:the )?"
-    r"(?:config|configuration|settings)"
-    r"|(?:error|failed) (?:loading|parsing|reading|decoding) (?:the )?(?:config|configuration)"
-    r"|config(?:uration)? file \S* ?(?:not found|does not exist|is missing)",
-    re.IGNORECASE,
-)
-_BAD_ARGS = re.compile(
-    r"flag provided but not defined|unknown (?:flag|shorthand flag|option|command)\b|"
-    r"unrecognized (?:option|arguments?)|invalid (?:argument|value) .{0,60} for (?:flag|option)|"
-    r"no such option|required flag\(s\) .{0,80} not set|error: (?:argument|option) --?\w",
-    re.IGNORECASE,
-)
-_ENV_NAME = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b|['\"`]([A-Z][A-Z0-9_]{2,})['\"`]")
-_PATH = re.compile(r"(/[\w.@-]+(?:/[\w.@-]+)+)")
-_SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY|CREDENTIAL|DSN|DATABASE_URL", re.I)
-
-
-def complaint(lines: Sequence[str]) -> str | None:
-    """The last log line in which an application rejects its own configuration or args."""
-    for line in reversed(lines):
-        if _APP_CONFIG.search(line) or _BAD_ARGS.search(line):
-            return line.strip()
-    return None
 
 
 @dataclass
@@ -139,7 +101,7 @@ def _kubelet_problem(
         )
     if match := _VOLUME_KEY_MISSING.search(message):
         volume = _VOLUME.search(message)
-        found = _volume_source(spec, volume["volume"]) if volume else None
+        found = app_config.volume_source(spec, volume["volume"]) if volume else None
         if found is not None:
             culprit = ObjectRef(found[0], ns, found[1])
             via = f"volume {volume['volume']}" if volume else None
@@ -174,17 +136,6 @@ def _kubelet_problem(
     return None
 
 
-def _volume_source(pod_spec: Mapping[str, Any], volume: str) -> tuple[str, str] | None:
-    for vol in pod_spec.get("volumes") or []:
-        if vol.get("name") != volume:
-            continue
-        if vol.get("configMap"):
-            return "ConfigMap", str(vol["configMap"].get("name"))
-        if vol.get("secret"):
-            return "Secret", str(vol["secret"].get("secretName"))
-    return None
-
-
 def _static_problems(ctx: TriageContext, pod: KubeObject) -> Iterator[_Problem]:
     """References the kubelet cannot satisfy, judged from the objects that were read.
 
@@ -210,98 +161,6 @@ def _static_problems(ctx: TriageContext, pod: KubeObject) -> Iterator[_Problem]:
                 )
         elif ref.key is not None and ref.key not in kube.object_keys(obj):
             yield _Problem("missing-key", culprit, ref.key, ref.via, container, workload, "", 0.85)
-
-
-def _crashing(c: kube.ContainerState) -> bool:
-    last = c.terminated or c.last_terminated or {}
-    if last.get("reason") == "OOMKilled":
-        return False
-    return c.waiting_reason == "CrashLoopBackOff" or int(last.get("exitCode") or 0) != 0
-
-
-def _app_problem(
-    ctx: TriageContext, pod: KubeObject, c: kube.ContainerState, line: str
-) -> _Problem:
-    """Who must change for the application's complaint to go away."""
-    workload = ctx.workload_of(pod)
-    if _BAD_ARGS.search(line):
-        args = [*(c.spec.get("command") or []), *(c.spec.get("args") or [])]
-        problem = _Problem("bad-args", workload, None, None, c.name, workload, line, 0.85)
-        problem.extra["args"] = " ".join(str(a) for a in args)
-        return problem
-    env_match = _ENV_NAME.search(line)
-    if env_match:
-        env_name = env_match[1] or env_match[2]
-        return _env_problem(ctx, pod, c, env_name, line)
-    path = _PATH.search(line)
-    if path:
-        mounted = _mounted_config(ctx, pod, c, path[1])
-        if mounted is not None:
-            return mounted
-    return _Problem("app-config", workload, None, None, c.name, workload, line, 0.75)
-
-
-def _env_problem(
-    ctx: TriageContext, pod: KubeObject, c: kube.ContainerState, env_name: str, line: str
-) -> _Problem:
-    ns, workload = kube.namespace(pod), ctx.workload_of(pod)
-    env = {str(e.get("name")): e for e in c.spec.get("env") or []}
-    if env_name in env:
-        source = env[env_name].get("valueFrom") or {}
-        for field_name, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
-            key_ref = source.get(field_name)
-            if key_ref:
-                culprit = ObjectRef(kind, ns, str(key_ref.get("name")))
-                obj = ctx.objects.get(culprit)
-                key = str(key_ref.get("key"))
-                missing = obj is None or key not in kube.object_keys(obj)
-                kind_name = "missing-key" if missing else "bad-value"
-                via = f"env {env_name}"
-                return _Problem(kind_name, culprit, key, via, c.name, workload, line, 0.8)
-        via = f"env {env_name}"
-        return _Problem("bad-value", workload, env_name, via, c.name, workload, line, 0.75)
-    # Not set inline: it was expected from an envFrom source that lacks it.
-    candidates: list[tuple[bool, ObjectRef, str]] = []
-    for env_from in c.spec.get("envFrom") or []:
-        prefix = str(env_from.get("prefix") or "")
-        if prefix and not env_name.startswith(prefix):
-            continue
-        for field_name, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
-            whole = env_from.get(field_name)
-            if whole:
-                culprit = ObjectRef(kind, ns, str(whole.get("name")))
-                obj = ctx.objects.get(culprit)
-                key = env_name[len(prefix) :]
-                if obj is None or key not in kube.object_keys(obj):
-                    prefer = (kind == "Secret") == bool(_SECRETISH.search(env_name))
-                    candidates.append((not prefer, culprit, key))
-    if candidates:
-        _rank, culprit, key = sorted(candidates, key=lambda t: t[0])[0]
-        kind_name = "missing-key" if culprit in ctx.objects else "missing-object"
-        return _Problem(kind_name, culprit, key, "envFrom", c.name, workload, line, 0.75)
-    return _Problem("missing-env", workload, env_name, None, c.name, workload, line, 0.8)
-
-
-def _mounted_config(
-    ctx: TriageContext, pod: KubeObject, c: kube.ContainerState, path: str
-) -> _Problem | None:
-    """A config file path the app could not use, traced to the ConfigMap/Secret mounted there."""
-    spec, ns, workload = pod.get("spec") or {}, kube.namespace(pod), ctx.workload_of(pod)
-    for mount in c.spec.get("volumeMounts") or []:
-        mount_path = str(mount.get("mountPath", "")).rstrip("/")
-        if not mount_path or not (path == mount_path or path.startswith(mount_path + "/")):
-            continue
-        source = _volume_source(spec, str(mount.get("name")))
-        if source is None:
-            continue
-        culprit = ObjectRef(source[0], ns, source[1])
-        key = mount.get("subPath") or path[len(mount_path) + 1 :].split("/")[0] or None
-        obj = ctx.objects.get(culprit)
-        missing = obj is None or (key is not None and key not in kube.object_keys(obj))
-        kind_name = "missing-key" if missing else "bad-value"
-        via = f"volume {mount.get('name')} at {mount_path}"
-        return _Problem(kind_name, culprit, key, via, c.name, workload, path, 0.7)
-    return None
 
 
 def _collect(ctx: TriageContext, ledger: EvidenceLedger) -> _Collector:
@@ -350,13 +209,25 @@ def _collect(ctx: TriageContext, ledger: EvidenceLedger) -> _Collector:
                 ids.append(ledger.cite_object(problem.culprit, "keys", f"keys: {keys or '-'}"))
             found.add(problem, pod, ids)
         for c in kube.containers(pod):
-            if c.name in reported or not _crashing(c):
+            if c.name in reported or not app_config.crashing(c):
                 continue
             log = ctx.log(ns or "", name, c.name, True) or ctx.log(ns or "", name, c.name, False)
-            line = complaint(log.lines) if log else None
+            line = app_config.complaint(log.lines) if log else None
             if log is None or line is None:
                 continue
-            problem = _app_problem(ctx, pod, c, line)
+            blame = app_config.blame(ctx, pod, c, line)
+            problem = _Problem(
+                blame.kind,
+                blame.culprit,
+                blame.key,
+                blame.via,
+                c.name,
+                ctx.workload_of(pod),
+                line,
+                blame.confidence,
+            )
+            if blame.args is not None:
+                problem.extra["args"] = blame.args
             last = c.terminated or c.last_terminated or {}
             problem.extra.setdefault("exit_code", last.get("exitCode"))
             problem.extra.setdefault("restarts", c.restarts)

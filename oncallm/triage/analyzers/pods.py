@@ -18,8 +18,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, image_pulls, pods_advice
-from oncallm.triage.analyzers import config as config_analyzer
+from oncallm.triage.analyzers import Analyzer, app_config, image_pulls, pods_advice
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import Event, TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -217,7 +216,7 @@ def _crash(
             return None  # an old crash of a container that is fine now
     ref, ns, name = pf.pod_ref(pod), kube.namespace(pod) or "", kube.name(pod)
     log = ctx.log(ns, name, c.name, True) or ctx.log(ns, name, c.name, False)
-    if log is not None and config_analyzer.complaint(log.lines):
+    if log is not None and app_config.complaint(log.lines):
         return None  # the config analyzer names what to fix
     evidence = [
         ledger.cite_object(
