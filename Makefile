@@ -53,8 +53,9 @@ lint typecheck check: deps
 docs: deps ## regenerate docs/configuration.md from oncallm/config.py
 	$(UV) run oncallm config docs > docs/configuration.md
 
-bench: deps ## ingest benchmark (prints JSON)
+bench: deps ## ingest and gather benchmarks (each prints JSON)
 	$(UV) run python benchmarks/ingest.py
+	$(UV) run python benchmarks/gather.py
 
 clean:
 	rm -rf .oncallm .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov test-artifacts

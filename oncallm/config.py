@@ -180,7 +180,16 @@ class ClusterSettings(_Section):
         default=None,
         description="Read this snapshot directory (DESIGN.md 4.2) instead of a live API server.",
     )
-    qps: float = Field(default=20.0, gt=0, description="Most API requests per second.")
+    qps: float = Field(
+        default=50.0, gt=0, description="Sustained API requests per second (client-go QPS)."
+    )
+    burst: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="API requests allowed at once above `qps` (client-go Burst): one triage "
+        "makes about 30 reads, so the default lets it run unthrottled.",
+    )
     concurrency: int = Field(
         default=8, ge=1, le=128, description="Most API requests in flight at once."
     )

@@ -52,7 +52,6 @@ from oncallm.sources.selectors import parse_field_selector, parse_label_selector
 __all__ = ["KubernetesSource", "load_kubeconfig"]
 
 LIST_PAGE_SIZE = 500  # kubectl's default chunk size: big lists never arrive as one body
-MAX_BURST = 10  # requests that may start at once before the QPS spacing applies
 LOG_SHRINK_ATTEMPTS = 3
 _NO_LOG_MESSAGES = ("not found", "is waiting to start", "is not valid for pod")
 
@@ -155,13 +154,18 @@ class PacedTransport(httpx2.AsyncBaseTransport):
     """Bounded concurrency, a QPS limit and a deadline for every request to one cluster."""
 
     def __init__(
-        self, inner: httpx2.AsyncBaseTransport, *, qps: float, concurrency: int, timeout: float
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        *,
+        qps: float,
+        burst: int,
+        concurrency: int,
+        timeout: float,
     ) -> None:
         self._inner = inner
         self._slots = asyncio.Semaphore(concurrency)
-        # A leaky bucket: up to MAX_BURST requests start at once (a triage's first fan-out),
-        # after that one every 1/qps seconds.
-        burst = max(1.0, min(qps, float(MAX_BURST)))
+        # A leaky bucket: up to `burst` requests start at once (a triage's fan-out), after
+        # that one every 1/qps seconds — client-go's QPS/Burst model.
         self._rate = AsyncLimiter(burst, burst / qps)
         self._timeout = timeout
         self._closed = False
@@ -230,6 +234,7 @@ class KubernetesSource:
         self._transport = PacedTransport(
             httpx2.AsyncHTTPTransport(verify=tls),
             qps=settings.qps,
+            burst=settings.burst,
             concurrency=settings.concurrency,
             timeout=settings.timeout_seconds,
         )

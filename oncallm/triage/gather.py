@@ -64,6 +64,8 @@ class Gatherer:
         self.b: ContextBuilder  # set by run()
         self._events_read: set[ObjectRef] = set()
         self._listed: dict[tuple[str, str | None], list[KubeObject]] = {}
+        self._lists: dict[tuple[str, str | None], asyncio.Future[list[KubeObject]]] = {}
+        self._gets: dict[ObjectRef, asyncio.Future[KubeObject | None]] = {}
         self._expanded_pods: set[ObjectRef] = set()
 
     # --- reads: every one bounded, every failure a gap -------------------------------------
@@ -78,8 +80,17 @@ class Gatherer:
 
     async def _get(self, ref: ObjectRef, distance: int) -> KubeObject | None:
         if self.b.has(ref):
+            self.b.add_object(self.b.objects[ref], distance)  # may be closer this time
             return self.b.objects[ref]
-        obj = await self._read(str(ref), self.source.get(ref.kind, ref.name, ref.namespace), None)
+        # Several pods of one workload name the same ConfigMap, node or Secret in the
+        # same round: one read serves them all.
+        pending = self._gets.get(ref)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                self._read(str(ref), self.source.get(ref.kind, ref.name, ref.namespace), None)
+            )
+            self._gets[ref] = pending
+        obj = await pending
         if obj is not None:
             self.b.add_object(obj, distance)
         return obj
@@ -89,12 +100,16 @@ class Gatherer:
     ) -> list[KubeObject]:
         key_selectors = ",".join(f"{k}={v}" for k, v in sorted(selectors.items()))
         cache_key = (f"{kind}?{key_selectors}", namespace)
-        if cache_key in self._listed:
-            return self._listed[cache_key]
-        where = f"{kind} in namespace {namespace}" if namespace else f"{kind} (all namespaces)"
-        items = await self._read(
-            f"list {where}", self.source.list_objects(kind, namespace, **selectors), []
-        )
+        pending = self._lists.get(cache_key)
+        if pending is None:
+            where = f"{kind} in namespace {namespace}" if namespace else f"{kind} (all namespaces)"
+            pending = asyncio.ensure_future(
+                self._read(
+                    f"list {where}", self.source.list_objects(kind, namespace, **selectors), []
+                )
+            )
+            self._lists[cache_key] = pending
+        items = await pending
         for item in items:
             item.setdefault("kind", kind)
         self._listed[cache_key] = items
@@ -325,7 +340,9 @@ class Gatherer:
         reads: list[Awaitable[Any]] = []
         for pod in fresh:
             ns, spec = kube.namespace(pod), pod.get("spec") or {}
-            if spec.get("nodeName"):
+            # A healthy sibling's node explains nothing; an unhealthy pod's node may.
+            matters = kube.pod_unhealthy(pod) or kube.ref(pod) in self.b.focus
+            if spec.get("nodeName") and matters:
                 reads.append(self._get(ObjectRef("Node", None, spec["nodeName"]), distance + 1))
             for claim in kube.pvc_names(spec):
                 reads.append(self._pvc(ObjectRef("PersistentVolumeClaim", ns, claim), distance))
@@ -463,8 +480,12 @@ class Gatherer:
 
     async def _events(self) -> None:
         """Events of the objects that matter, each read with its own field selector."""
-        pods = [r for r in self.b.objects if r.kind == "Pod"]
-        pods.sort(key=lambda r: self.b.distance.get(r, 99))
+        pods = [
+            r
+            for r, obj in self.b.objects.items()
+            if r.kind == "Pod" and (kube.pod_unhealthy(obj) or r in self.b.focus)
+        ]
+        pods.sort(key=lambda r: (self.b.distance.get(r, 99), r.name))
         chosen_pods = set(pods[: self.limits.event_pods])
         refs = [
             r
