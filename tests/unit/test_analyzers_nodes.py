@@ -84,7 +84,7 @@ def test_disk_pressure_is_reported_and_unknown_conditions_are_not() -> None:
     pressured = k.node("node-b", pressure={"DiskPressure": "True"})
     findings = _run(k.context([healthy, pressured]))
     assert [f.subject.name for f in findings] == ["node-b"]
-    assert findings[0].summary.startswith("Node node-b is DiskPressure since 02:55Z: disk pressure")
+    assert findings[0].summary.startswith("Node node-b has DiskPressure since 02:55Z")
     (first, _cordon) = nodes.ANALYZER.recommend(findings[0], k.context([pressured]))
     assert first.title == "Free disk space on node node-b"
 

@@ -348,3 +348,11 @@ def test_a_pull_that_failed_until_the_tag_was_pushed_explains_a_resolved_alert()
     (rec,) = pods.ANALYZER.recommend(finding, ctx)
     assert rec.risk == "low"
     assert not any("set image" in c for c in rec.commands)
+
+
+def test_an_evicted_pod_is_the_nodes_business_not_a_crash() -> None:
+    evicted = k.pod(
+        POD, owner=RS, phase="Failed", statuses=[k.terminated_status("api", exit_code=137)]
+    )
+    evicted["status"].update(reason="Evicted", message="The node was low on resource: memory.")
+    assert _run(k.context([evicted]))[0] == []

@@ -57,20 +57,25 @@ _USING = re.compile(r"Container (?P<ctr>\S+) was using (?P<used>\S+), request is
 
 
 def _problems(node: KubeObject) -> list[tuple[str, str, float, datetime | None]]:
-    """(condition, what it means, confidence, since) for every bad condition."""
+    """(condition, how the node is, confidence, since) for every bad condition — the
+    second reads after "Node x": "is NotReady since 02:15Z: NodeStatusUnknown — ..."."""
     found: list[tuple[str, str, float, datetime | None]] = []
     for cond in (node.get("status") or {}).get("conditions") or []:
-        kind, status = cond.get("type"), cond.get("status")
+        kind, status = str(cond.get("type")), cond.get("status")
         since = pf.time_of(cond.get("lastTransitionTime"))
-        said = (cond.get("reason"), str(cond.get("message") or "").rstrip("."))
-        detail = " — ".join(str(x) for x in said if x)
+        reason, message = cond.get("reason"), str(cond.get("message") or "").rstrip(".")
         if kind == "Ready" and status in ("False", "Unknown"):
             state = "NotReady" if status == "False" else "NotReady (status Unknown)"
-            found.append((state, detail or "kubelet not ready", 0.9, since))
+            detail = " — ".join(str(x) for x in (reason, message) if x) or "kubelet not ready"
+            found.append((state, f"is {state} since {{since}}: {detail}", 0.9, since))
         elif kind in PRESSURE and status == "True":
-            found.append((str(kind), f"{PRESSURE[kind]}: {detail}", 0.85, since))
+            detail = message or str(reason or PRESSURE[kind])
+            found.append((kind, f"has {kind} since {{since}}: {detail}", 0.85, since))
         elif kind in KNOWN_BAD and status == "True":
-            found.append((str(kind), f"{KNOWN_BAD[kind]}: {detail}", 0.6, since))
+            detail = message or str(reason or "")
+            found.append(
+                (kind, f"reports {KNOWN_BAD[kind]} ({kind}) since {{since}}: {detail}", 0.6, since)
+            )
     return found
 
 
@@ -94,23 +99,24 @@ def _node_findings(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Findi
         events = [e for e in ctx.events_of(ref) if e.reason in NODE_EVENTS]
         recent_down = [e for e in events if e.reason == "NodeNotReady"]
         if not problems and recent_down:  # back to Ready, but it went down during the alert
-            problems.append(
-                ("NotReady earlier", recent_down[-1].message, 0.5, recent_down[-1].last_seen)
-            )
+            down = recent_down[-1]
+            said = f"was NotReady at {{since}} and is Ready again: {down.message}"
+            problems.append(("NotReady earlier", said, 0.5, down.last_seen))
         if not problems:
             continue
         problems.sort(key=lambda p: -p[2])
-        condition, meaning, confidence, since = problems[0]
+        problems = [
+            (c, m.replace("{since}", pf.stamp(s, ctx.now)), x, s) for c, m, x, s in problems
+        ]
+        _condition, meaning, confidence, since = problems[0]
         pods = _pods_on(ctx, name)
         hurt = [p for p in pods if _affected(ctx, p)]
         evidence = [
-            ledger.cite_object(
-                ref, f"status.conditions[{c}]", f"{c} since {pf.stamp(s, ctx.now)}: {m}"
-            )
-            for c, m, _x, s in problems
+            ledger.cite_object(ref, f"status.conditions[{c}]", f"Node {name} {m}")
+            for c, m, _x, _s in problems
         ]
         evidence += [ledger.cite_event(ref, e.reason, e.describe()) for e in events[-3:]]
-        summary = f"Node {name} is {condition} since {pf.stamp(since, ctx.now)}: {meaning[:200]}"
+        summary = f"Node {name} {meaning[:300]}"
         others = [c for c, _m, _x, _s in problems[1:]]
         if others:
             summary += f"; also {', '.join(others)}"
@@ -218,8 +224,8 @@ def _evictions(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
         )
         if using:
             summary += (
-                f"; container {using['ctr']} was using {using['used']} "
-                f"against a {using['req']} request"
+                f"; container {using['ctr']} was using {_amount(using['used'])} "
+                f"against a {_amount(using['req'])} request"
             )
         yield Finding(
             category=Category.NodeFailure,
@@ -241,6 +247,12 @@ def _evictions(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
                 **pf.workload_facts(workload),
             },
         )
+
+
+def _amount(quantity: str) -> str:
+    """``1843212Ki`` -> ``1.8Gi``: the kubelet's eviction message in units people read."""
+    parsed = kube.parse_quantity(quantity)
+    return kube.format_bytes(parsed) if parsed is not None and parsed >= 1024 else quantity
 
 
 def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:

@@ -90,7 +90,7 @@ def _node(f: Mapping[str, Any], conf: float) -> list[Recommendation]:
     elif first in ("MemoryPressure", "PIDPressure"):
         title = f"Find the pods exhausting {first.replace('Pressure', '').lower()} on node {node}"
         detail = (
-            f"The node reports {f['meaning'][:160]!r}. Find the heaviest pods on it, set requests "
+            f"The node {f['meaning'][:160]}. Find the heaviest pods on it, set requests "
             "and limits on them, and cordon the node if it keeps evicting."
         )
         commands = [*checks, kubectl("top", "pods", "-A", "--sort-by=memory")]
@@ -114,7 +114,7 @@ def _node(f: Mapping[str, Any], conf: float) -> list[Recommendation]:
     else:
         title = f"Bring node {node} back or replace it"
         detail = (
-            f"Node {node} is {first} ({f['meaning'][:200]!r}). Check the kubelet and the "
+            f"Node {node} {f['meaning'][:200]}. Check the kubelet and the "
             "container runtime on the node (journalctl -u kubelet), and the machine in the "
             "cloud console. Pods on a NotReady node are evicted after the toleration timeout "
             "(5 minutes by default); StatefulSet pods wait until the node is confirmed gone."

@@ -71,8 +71,15 @@ def pod_ref(pod: Mapping[str, Any]) -> ObjectRef:
 
 
 def live_pods(ctx: TriageContext) -> list[KubeObject]:
-    """Pods that can still be broken: Succeeded pods finished their work."""
-    return [p for p in ctx.pods() if not kube.pod_finished(p)]
+    """Pods whose containers can be broken. Succeeded pods finished their work; pods the
+    kubelet ended itself (``Failed`` with a reason: Evicted, Shutdown, NodeLost...) died of
+    their node, which the nodes analyzer reports."""
+    return [
+        p
+        for p in ctx.pods()
+        if not kube.pod_finished(p)
+        and not (kube.pod_phase(p) == "Failed" and (p.get("status") or {}).get("reason"))
+    ]
 
 
 def first_pod(ctx: TriageContext, pods: Sequence[KubeObject]) -> KubeObject:
