@@ -178,3 +178,9 @@ def test_complaint_finds_configuration_lines_only() -> None:
     assert app_config.complaint(["GET /config 200 12ms"]) is None
     remote = "failed to load config from consul:8500: dial tcp 10.0.0.9:8500: connection refused"
     assert app_config.complaint([remote]) is None
+
+
+def test_runtime_hiccups_the_kubelet_retries_are_not_config_errors() -> None:
+    message = 'failed to reserve container name "api_api-7d9f8b6c5-x2x9k_shop_0": is reserved'
+    status = k.waiting_status("api", "CreateContainerError", restarts=0, message=message)
+    assert _run(k.context(_objects(status))) == []

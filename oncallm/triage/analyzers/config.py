@@ -45,6 +45,12 @@ _EXEC = re.compile(
     r"stat [^:]+: no such file or directory|no such file or directory|permission denied)"
 )
 _NON_ROOT = re.compile(r"runAsNonRoot and image (?:will run as root|has non-numeric user[^,]*)")
+# Runtime hiccups the kubelet retries past on its own; not a spec problem.
+_TRANSIENT = re.compile(
+    r"failed to reserve container name|context deadline exceeded|DeadlineExceeded|"
+    r"failed to sync (?:configmap|secret) cache",
+    re.I,
+)
 _CREATE_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 _START_REASONS = ("StartError", "ContainerCannotRun")
 
@@ -131,7 +137,7 @@ def _kubelet_problem(
         )
     if _NON_ROOT.search(message):
         return _Problem("security-context", workload, None, None, container, workload, message, 0.9)
-    if status and message:
+    if status and message and not _TRANSIENT.search(message):
         return _Problem("start-failure", workload, None, None, container, workload, message, 0.7)
     return None
 
