@@ -132,7 +132,12 @@ def test_a_statefulset_update_held_by_a_crashing_updated_pod() -> None:
 BACKOFF = "Job has reached the specified backoff limit"
 JOB_LOG = """\
 2026-11-26T03:02:11Z INFO exporting orders for 2026-11-25
-2026-11-26T03:02:12Z ERROR psycopg2.errors.UndefinedTable: relation "orders_archive" does not exist
+Traceback (most recent call last):
+  File "/app/export.py", line 88, in <module>
+    main()
+psycopg2.errors.UndefinedTable: relation "orders_archive" does not exist
+LINE 1: SELECT * FROM orders_archive WHERE day = '2026-11-25'
+                      ^
 """
 
 
@@ -158,7 +163,9 @@ def test_a_failed_job_is_named_with_exit_codes_and_the_last_error_line() -> None
     assert finding.confidence >= 0.9
     assert "BackoffLimitExceeded" in finding.summary
     assert "export-orders-7xk2p/export exit 1 (Error)" in finding.summary
-    assert 'relation "orders_archive" does not exist' in finding.summary
+    assert 'last error: psycopg2.errors.UndefinedTable: relation "orders_archive"' in (
+        finding.summary
+    )
     assert "log:batch/export-orders-7xk2p/export/current" in finding.evidence
     assert "kubectl -n batch logs export-orders-7xk2p -c export --tail=100" in commands(
         finding, ctx

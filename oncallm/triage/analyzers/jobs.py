@@ -15,7 +15,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers.phrases import plural, pod_state
+from oncallm.triage.analyzers.phrases import error_lines, headline, plural, pod_state
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -93,30 +93,31 @@ def _job_finding(
             continue
         cname, term = found
         exits.append(f"{kube.name(pod)}/{cname} exit {term.get('exitCode')} ({term.get('reason')})")
-        if failed_pod is None:
+        # Quote the newest failed pod whose log was read (the gatherer reads only a few).
+        log = ctx.log(ref.namespace or "", kube.name(pod), cname, False) or ctx.log(
+            ref.namespace or "", kube.name(pod), cname, True
+        )
+        if failed_pod is None or (log is not None and not log_lines):
             failed_pod, container = kube.name(pod), cname
-            log = ctx.log(ref.namespace or "", failed_pod, cname, False) or ctx.log(
-                ref.namespace or "", failed_pod, cname, True
+        if log is not None and not log_lines:
+            cited = error_lines(log.lines)[-8:] or list(log.last(8))
+            evidence.append(
+                ledger.cite_log(log.namespace, log.pod, log.container, log.previous, cited)
             )
-            if log is not None:
-                log_lines = list(log.error_lines[-3:] or log.last(3))
-                evidence.append(
-                    ledger.cite_log(
-                        log.namespace,
-                        log.pod,
-                        log.container,
-                        log.previous,
-                        log.error_lines[-8:] or log.last(8),
-                    )
-                )
-            message = str(term.get("message") or "").strip()
-            if message and not log_lines:
-                log_lines = message.splitlines()[-3:]
+            found_line = headline(log.lines)
+            log_lines = [found_line] if found_line else []
+        message = str(term.get("message") or "").strip()
+        if message and not log_lines:
+            log_lines = message.splitlines()[-3:]
     stuck = [p for p in pods if _never_ran(p)]
     subject = f"{cronjob}: its run {ref.name}" if cronjob else str(ref)
     parts = [f"{subject} failed ({reason}: {cond.get('message') or 'no message'})"]
     if exits:
-        parts.append(f"{plural(len(exits), 'failed pod')}: {', '.join(exits[:3])}")
+        codes = {e.split("/", 1)[1] for e in exits}  # "container exit 1 (Error)"
+        if len(codes) == 1 and len(exits) > 1:
+            parts.append(f"{plural(len(exits), 'failed pod')}, every one {codes.pop()}")
+        else:
+            parts.append(f"{plural(len(exits), 'failed pod')}: {', '.join(exits[:3])}")
     elif stuck:
         parts.append("pods: " + ", ".join(f"{kube.name(p)} {pod_state(p)}" for p in stuck[:3]))
     if log_lines:

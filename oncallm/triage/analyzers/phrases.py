@@ -6,10 +6,12 @@ keeping the phrasing in one place keeps the three families saying it the same wa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from oncallm.triage import kube
+from oncallm.triage.context import ERROR_LINE
 
 # Labels Kubernetes adds per pod or revision: noise in a summary, harmful in a selector.
 GENERATED_LABELS = frozenset(
@@ -57,3 +59,37 @@ def pod_state(pod: Mapping[str, Any]) -> str:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# The line that names what went wrong: an exception with its message, a panic, a fatal.
+_EXCEPTION = re.compile(
+    r"^\s*(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Fault)\b\s*(?::|\(|$)|"
+    r"^\s*(?:[a-z_]\w*\.)+[A-Z]\w*: |^\s*Caused by: |\bpanic:|\bfatal error:|"
+    r"^\s*(?:Error|FATAL|CRITICAL)\b"
+)
+# Lines around an error that say nothing about it: traceback frames and footers.
+_NOISE = re.compile(
+    r"Traceback \(most recent call last\)|^\s*File \"|^\s+at \S|^\s*\.\.\. \d+ more|"
+    r"Background on this error|^\s*\[SQL:|^\s*\^+\s*$|^goroutine \d+|^\s*/\S+\.go:\d+"
+)
+
+
+def error_lines(lines: Sequence[str]) -> list[str]:
+    """The lines of a log that say what failed, without stack frames and footers."""
+    return [
+        line
+        for line in lines
+        if (ERROR_LINE.search(line) or _EXCEPTION.search(line)) and not _NOISE.search(line)
+    ]
+
+
+def headline(lines: Sequence[str]) -> str | None:
+    """The one line a person would quote: the last exception, else the last error line."""
+    exceptions = [line for line in lines if _EXCEPTION.search(line) and not _NOISE.search(line)]
+    if exceptions:
+        return exceptions[-1].strip()
+    errors = error_lines(lines)
+    if errors:
+        return errors[-1].strip()
+    plain = [line for line in lines if line.strip() and not _NOISE.search(line)]
+    return plain[-1].strip() if plain else None
