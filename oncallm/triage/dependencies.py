@@ -24,7 +24,9 @@ _HOST_PORT = re.compile(
     r"(?<![\w./@:-])((?=[a-z0-9.-]*[a-z])[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*)"
     r":(\d{2,5})\b"
 )
-_IP_PORT = re.compile(r"(?<![\w.:])((?:\d{1,3}\.){3}\d{1,3}):(\d{2,5})\b")
+_IP_PORT = re.compile(
+    r"(?<![\w.:])((?:\d{1,3}\.){3}\d{1,3})(?::|'\s*,\s*)(\d{2,5})\b"  # also ('10.0.0.1', 5432)
+)
 _QUOTED_HOST = re.compile(
     r"(?:host(?: name)?|lookup)\s+\"?([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*)\"?",
     re.IGNORECASE,

@@ -404,7 +404,9 @@ class Gatherer:
 
     async def _logs(self, pods: list[KubeObject]) -> None:
         reads: list[Awaitable[None]] = []
-        candidates = [p for p in pods if kube.pod_unhealthy(p) or p is pods[0]]
+        # Unhealthy pods explain most alerts. When every pod looks healthy (an error-rate
+        # alert on a Service), the errors are in the logs of healthy pods: read a few.
+        candidates = [p for p in pods if kube.pod_unhealthy(p)] or pods
         for pod in candidates[: self.limits.log_pods]:
             for ctr in kube.containers(pod):
                 if not ctr.status:

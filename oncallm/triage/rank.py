@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from oncallm.sources.base import ObjectRef
+from oncallm.triage import kube
 from oncallm.triage.context import TriageContext
 from oncallm.triage.findings import Finding
 from oncallm.triage.taxonomy import SYMPTOMS
@@ -106,17 +107,34 @@ class _Graph:
         return seen
 
 
-def _own_relevance(ctx: TriageContext, finding: Finding) -> float:
-    refs = {finding.subject, *([finding.resource] if finding.resource else [])}
+def near_focus(ctx: TriageContext) -> set[ObjectRef]:
+    """The alerted objects and what they stand for: an alerted Service's (or Ingress's)
+    pods, an alerted workload's pods, and the workloads of all those pods."""
     near = set(ctx.focus)
-    for ref in ctx.focus:  # the alerted pod's workload, the alerted workload's pods
+    pods: list[dict[str, object]] = []
+    for ref in ctx.focus:
         obj = ctx.objects.get(ref)
-        if obj is not None and ref.kind == "Pod":
-            near.add(ctx.workload_of(obj))
-        elif obj is not None:
-            near.update(
-                ObjectRef("Pod", ref.namespace, p["metadata"]["name"]) for p in ctx.pods_of(ref)
-            )
+        if obj is None:
+            continue
+        if ref.kind == "Pod":
+            pods.append(obj)
+        elif ref.kind == "Service":
+            pods += ctx.pods_selected_by(obj)
+        elif ref.kind == "Ingress":
+            for svc in ctx.of_kind("Service", ref.namespace):
+                if ctx.distance.get(kube.ref(svc)) == 1:
+                    near.add(kube.ref(svc))
+                    pods += ctx.pods_selected_by(svc)
+        else:
+            pods += ctx.pods_of(ref)
+    for pod in pods:
+        near.add(kube.ref(pod))
+        near.add(ctx.workload_of(pod))
+    return near
+
+
+def _own_relevance(ctx: TriageContext, finding: Finding, near: set[ObjectRef]) -> float:
+    refs = {finding.subject, *([finding.resource] if finding.resource else [])}
     if refs & near:
         return 1.0
     distance = min((ctx.distance.get(r, 99) for r in refs), default=99)
@@ -128,7 +146,8 @@ def rank(ctx: TriageContext, findings: Iterable[Finding], min_confidence: float)
     if not pool:
         return Ranking(None, (), {})
     graph = _Graph(ctx, pool)
-    relevance = [_own_relevance(ctx, f) for f in pool]
+    near = near_focus(ctx)
+    relevance = [_own_relevance(ctx, f, near) for f in pool]
     # A cause inherits the relevance of the symptoms it explains (transitively).
     for index in range(len(pool)):
         for below in graph.descendants(index):

@@ -32,8 +32,12 @@ def alert_block(alert: AlertView) -> dict[str, Any]:
 
 
 def unknown_root(
-    ctx: TriageContext | None, gaps: Sequence[Gap], best: Finding | None
+    ctx: TriageContext | None, targets: AlertTargets, gaps: Sequence[Gap], best: Finding | None
 ) -> dict[str, Any]:
+    about = ", ".join(
+        f"{t.kind} {t.namespace}/{t.name}" if t.namespace else f"{t.kind} {t.name}"
+        for t in targets.targets
+    )
     reasons = []
     if best is not None:
         reasons.append(
@@ -43,12 +47,17 @@ def unknown_root(
     elif ctx is not None and not ctx.objects:
         reasons.append("none of the objects the alert names could be read")
     else:
-        reasons.append("nothing inspected shows a problem")
+        inspected = len(ctx.objects) if ctx is not None else 0
+        reasons.append(
+            f"nothing inspected shows a problem ({inspected} objects, their events and logs)"
+        )
     if gaps:
         reasons.append("missing evidence: " + "; ".join(f"{g.source}: {g.error}" for g in gaps[:5]))
     return {
         "category": "Unknown",
-        "summary": "Root cause unknown — " + "; ".join(reasons) + ".",
+        "summary": f"Root cause unknown{' for ' + about if about else ''} — "
+        + "; ".join(reasons)
+        + ".",
         "resource": None,
         "confidence": 0.0,
         "evidence": [],
@@ -71,7 +80,7 @@ def build_result(
         root = ranking.root.as_dict()
         root.pop("analyzer", None)
     else:
-        root = unknown_root(ctx, gaps, findings[0] if findings else None)
+        root = unknown_root(ctx, targets, gaps, findings[0] if findings else None)
     return {
         "schema": RESULT_SCHEMA,
         "alert": alert_block(alert),

@@ -61,3 +61,8 @@ def test_timestamps_are_not_hosts() -> None:
     assert [
         (h.host, h.port) for h in hosts_in_log_line("T03:10:54 dial tcp db-1:5432: i/o timeout")
     ] == [("db-1", 5432)]
+
+
+def test_python_socket_address_tuples_are_hosts() -> None:
+    line = "OSError: [Errno 111] Connect call failed ('10.0.131.17', 5432)"
+    assert [(h.host, h.port) for h in hosts_in_log_line(line)] == [("10.0.131.17", 5432)]
