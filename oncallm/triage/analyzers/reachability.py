@@ -43,7 +43,7 @@ FAILURE_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "timeout",
         re.compile(
             r"i/o timeout|context deadline exceeded|timed out|ETIMEDOUT|timeout expired|"
-            r"connect(ion)? timeout",
+            r"connect(?:ion)? timeout",
             re.IGNORECASE,
         ),
     ),
@@ -77,6 +77,15 @@ def redact(text: str) -> str:
 
 def failure_kind(line: str) -> str | None:
     return next((kind for kind, pattern in FAILURE_KINDS if pattern.search(line)), None)
+
+
+def failure_phrase(line: str) -> str | None:
+    """The words the client used ("no such host", "ECONNREFUSED"), to quote them."""
+    for _kind, pattern in FAILURE_KINDS:
+        match = pattern.search(line)
+        if match:
+            return match.group(1) if pattern.groups and match.group(1) else match.group(0)
+    return None
 
 
 def _is_ip(host: str) -> bool:

@@ -29,6 +29,7 @@ from oncallm.triage.analyzers.reachability import (
     Target,
     destination_port,
     dns_pod,
+    failure_phrase,
     find_block,
     looks_like_service_ip,
     patch_for,
@@ -133,7 +134,8 @@ def _judge(
         )
         for s in seen
     ]
-    words = ", ".join(KIND_WORDS[k] for k in sorted(kinds))
+    phrases = {p for s in seen for line in s.lines if (p := failure_phrase(line))}
+    words = ", ".join(sorted(phrases, key=str.lower)) or ", ".join(KIND_WORDS[k] for k in kinds)
     lead = f"{client.workload} cannot reach {target.address} ({words}; {plural(count, 'log line')})"
     facts: dict[str, Any] = {
         "host": target.host,
