@@ -184,3 +184,10 @@ def test_runtime_hiccups_the_kubelet_retries_are_not_config_errors() -> None:
     message = 'failed to reserve container name "api_api-7d9f8b6c5-x2x9k_shop_0": is reserved'
     status = k.waiting_status("api", "CreateContainerError", restarts=0, message=message)
     assert _run(k.context(_objects(status))) == []
+
+
+def test_a_crash_looping_container_is_not_blamed_on_an_object_the_snapshot_lacks() -> None:
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": k.ts(2)}
+    status = k.waiting_status("api", last_terminated=last)
+    ctx = k.context(_objects(status, envFrom=[{"configMapRef": {"name": "api-config"}}]))
+    assert _run(ctx) == []

@@ -51,6 +51,7 @@ _TRANSIENT = re.compile(
     r"failed to sync (?:configmap|secret) cache",
     re.I,
 )
+_NOT_CREATED = ("ContainerCreating", "CreateContainerConfigError", "CreateContainerError")
 _CREATE_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 _START_REASONS = ("StartError", "ContainerCannotRun")
 
@@ -145,10 +146,11 @@ def _kubelet_problem(
 def _static_problems(ctx: TriageContext, pod: KubeObject) -> Iterator[_Problem]:
     """References the kubelet cannot satisfy, judged from the objects that were read.
 
-    Only for containers that are not running: a running container already resolved its
-    references, so a gap found now is latent, not the cause of this alert."""
+    Only for containers the kubelet has not created: a running or crash-looping container
+    already resolved its references, so a gap found now is latent (or an object the
+    snapshot lacks), not the cause of this alert."""
     ns, spec, workload = kube.namespace(pod), pod.get("spec") or {}, ctx.workload_of(pod)
-    stuck = {c.name for c in kube.containers(pod) if not c.running and c.waiting}
+    stuck = {c.name for c in kube.containers(pod) if c.waiting_reason in _NOT_CREATED}
     if not stuck:
         return
     gap_sources = {g.source for g in ctx.gaps}
