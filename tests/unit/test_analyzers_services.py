@@ -235,6 +235,24 @@ def test_a_host_outside_the_cluster_is_the_culprit_as_named() -> None:
     assert "nc -zv -w 5 api.stripe.com 443" in commands(finding, ctx)
 
 
+def test_the_address_an_external_name_resolved_to_is_that_dependency() -> None:
+    rds = "accounts-prod.cluster-c9xk2mq7zt1p.eu-west-1.rds.amazonaws.com"
+    logs = "ConnectionRefusedError: [Errno 111] Connect call failed ('10.0.131.17', 5432)\n"
+    named = Dependency(CHECKOUT_POD, "accounts-db.shop.svc.cluster.local", None,
+                       ObjectRef("Service", "shop", "accounts-db"), "env DB_HOST",
+                       "accounts-db.shop.svc.cluster.local")  # fmt: skip
+    seen = Dependency(CHECKOUT_POD, "10.0.131.17", 5432, None, "log", logs.strip())
+    ctx = k.context(
+        [*_checkout(logs, named).objects.values(),
+         k.service("accounts-db", type_="ExternalName", external_name=rds)],
+        logs={("shop", CHECKOUT_POD.name, "checkout", True): logs}, dependencies=[named, seen],
+    )  # fmt: skip
+    finding = only(analyze(ctx)[0], Category.DependencyFailure)
+    assert finding.resource == ObjectRef("Service", "shop", "accounts-db")
+    assert "at 10.0.131.17:5432 (ConnectionRefusedError; 1 log line)" in finding.summary
+    assert f"is an ExternalName for {rds}" in finding.summary
+
+
 def test_an_unknown_cluster_ip_is_not_called_outside_the_cluster() -> None:
     logs = "dial tcp 10.96.77.12:6379: connect: connection refused\n"
     dep = Dependency(CHECKOUT_POD, "10.96.77.12", 6379, None, "log", logs.strip())

@@ -38,7 +38,14 @@ FAILURE_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.IGNORECASE,
         ),
     ),
-    ("refused", re.compile(r"connection refused|ECONNREFUSED|actively refused", re.IGNORECASE)),
+    (
+        "refused",
+        re.compile(
+            r"connection refused|ECONNREFUSED|actively refused|ConnectionRefused(?:Error)?|"
+            r"Connect call failed|Errno 111\b",
+            re.IGNORECASE,
+        ),
+    ),
     (
         "timeout",
         re.compile(
@@ -88,7 +95,7 @@ def failure_phrase(line: str) -> str | None:
     return None
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -107,7 +114,7 @@ def _cluster_ips(svc: Mapping[str, Any]) -> set[str]:
 def looks_like_service_ip(ctx: TriageContext, host: str) -> bool:
     """An IPv4 address in the same /16 as the Services we know: a cluster IP, not an
     outside host (the Service behind it was simply not gathered)."""
-    if not _is_ip(host) or ":" in host:
+    if not is_ip(host) or ":" in host:
         return False
     prefix = host.split(".")[:2]
     return any(
@@ -144,11 +151,11 @@ def resolve(ctx: TriageContext, dep: Dependency, namespaces: set[str]) -> Target
     host = dep.host.lower().strip("[]").rstrip(".")
     if host == "localhost" or host.startswith("127.") or host == "::1":
         return None
-    if host.replace(".", "").isdigit() and not _is_ip(host):
+    if host.replace(".", "").isdigit() and not is_ip(host):
         return None  # "09:52:08" read as host 52, port 8: a timestamp, not a dependency
     ref = dep.service
     parts = host.split(".")
-    if _is_ip(host):
+    if is_ip(host):
         svc = next((s for s in ctx.of_kind("Service") if host in _cluster_ips(s)), None)
         ref = kube.ref(svc) if svc is not None else ref
     elif "svc" in parts[2:]:
@@ -177,7 +184,7 @@ def _tokens(target: Target) -> set[str]:
     host = target.host.lower().strip("[]")
     tokens = {host}
     short = host.split(".")[0]
-    if not _is_ip(host) and len(short) >= 3:
+    if not is_ip(host) and len(short) >= 3:
         tokens.add(short)
     if target.ref is not None:
         tokens.add(target.ref.name.lower())
@@ -191,10 +198,17 @@ def _mentions(text: str, tokens: set[str]) -> bool:
     return any(re.search(rf"(?<![\w.-]){re.escape(t)}(?![\w-])", low) for t in tokens)
 
 
-def sightings(ctx: TriageContext, client: ObjectRef, target: Target, sole: bool) -> list[Sighting]:
-    """Failure lines about ``target`` in ``client``'s logs. ``sole``: the client names no
-    other dependency, so a bare "connection refused" without an address is about this one."""
-    tokens = _tokens(target)
+def sightings(
+    ctx: TriageContext,
+    client: ObjectRef,
+    target: Target,
+    sole: bool,
+    aliases: set[str] | frozenset[str] = frozenset(),
+) -> list[Sighting]:
+    """Failure lines about ``target`` (or one of its ``aliases``) in ``client``'s logs.
+    ``sole``: the client names no other dependency, so a bare "connection refused" without
+    an address is about this one."""
+    tokens = _tokens(target) | set(aliases)
     found: list[Sighting] = []
     for excerpt in ctx.logs_of_pod(client):
         named: list[tuple[str, str]] = []

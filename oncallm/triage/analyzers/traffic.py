@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
@@ -31,6 +31,7 @@ from oncallm.triage.analyzers.reachability import (
     dns_pod,
     failure_phrase,
     find_block,
+    is_ip,
     looks_like_service_ip,
     patch_for,
     redact,
@@ -51,6 +52,8 @@ class _Client:
     workload: ObjectRef
     target: Target
     deps: list[Dependency]
+    # Addresses the client logged for this dependency (the IP its name resolved to).
+    aliases: set[str] = field(default_factory=set)
 
 
 def _known_namespaces(ctx: TriageContext) -> set[str]:
@@ -59,31 +62,59 @@ def _known_namespaces(ctx: TriageContext) -> set[str]:
     }
 
 
-def _group(ctx: TriageContext) -> list[_Client]:
+def _outside(ctx: TriageContext, target: Target) -> bool:
+    if target.service is not None:
+        return (target.service.get("spec") or {}).get("type") == "ExternalName"
+    return target.ref is None and not looks_like_service_ip(ctx, target.host)
+
+
+def _named_for(ctx: TriageContext, ip: Target, named: list[Target]) -> Target | None:
+    """The named dependency an unknown IP in the logs stands for: the one on the same port,
+    else the client's only dependency outside the cluster (an RDS endpoint resolves to an
+    address no Service owns)."""
+    same_port = [t for t in named if ip.port is not None and t.port == ip.port]
+    if len(same_port) == 1:
+        return same_port[0]
+    outside = [t for t in named if _outside(ctx, t)]
+    return outside[0] if len(outside) == 1 else None
+
+
+def _group(ctx: TriageContext) -> tuple[list[_Client], dict[ObjectRef, set[tuple[str, ...]]]]:
+    """Clients by (workload, dependency), and the dependencies each client pod has."""
+    namespaces = _known_namespaces(ctx)
+    resolved = [(dep, resolve(ctx, dep, namespaces)) for dep in ctx.dependencies]
+    named: dict[ObjectRef, dict[tuple[str, ...], Target]] = {}
+    for dep, target in resolved:
+        if target is not None and not is_ip(target.host):
+            named.setdefault(dep.client, {})[target.key] = target
     clients: dict[tuple[ObjectRef, tuple[str, ...]], _Client] = {}
-    for dep in ctx.dependencies:
+    per_pod: dict[ObjectRef, set[tuple[str, ...]]] = {}
+    for dep, target in resolved:
         pod = ctx.objects.get(dep.client)
-        if pod is not None and kube.pod_finished(pod):
+        if target is None or (pod is not None and kube.pod_finished(pod)):
             continue
-        target = resolve(ctx, dep, _known_namespaces(ctx))
-        if target is None:
-            continue
+        alias = None
+        if target.ref is None and is_ip(target.host):
+            stands_for = _named_for(ctx, target, list(named.get(dep.client, {}).values()))
+            if stands_for is not None:
+                alias, target = target.address, stands_for
         workload = ctx.workload_of(pod) if pod is not None else dep.client
         client = clients.setdefault((workload, target.key), _Client(workload, target, []))
         client.deps.append(dep)
-    return list(clients.values())
+        if alias:
+            client.aliases.add(alias)
+        per_pod.setdefault(dep.client, set()).add(target.key)
+    return list(clients.values()), per_pod
 
 
-def _sightings(ctx: TriageContext, client: _Client) -> list[Sighting]:
+def _sightings(
+    ctx: TriageContext, client: _Client, per_pod: dict[ObjectRef, set[tuple[str, ...]]]
+) -> list[Sighting]:
     found: dict[tuple[str, str, str, bool], Sighting] = {}
-    namespaces = _known_namespaces(ctx)
+    aliases = {a.rsplit(":", 1)[0] for a in client.aliases}
     for dep in client.deps:
-        others = {
-            t.key
-            for d in ctx.dependencies
-            if d.client == dep.client and (t := resolve(ctx, d, namespaces)) is not None
-        }
-        for sighting in sightings(ctx, dep.client, client.target, sole=len(others) == 1):
+        sole = len(per_pod.get(dep.client, ())) == 1
+        for sighting in sightings(ctx, dep.client, client.target, sole, aliases):
             ex = sighting.excerpt
             found.setdefault((ex.namespace, ex.pod, ex.container, ex.previous), sighting)
     return list(found.values())
@@ -92,8 +123,9 @@ def _sightings(ctx: TriageContext, client: _Client) -> list[Sighting]:
 def dependency_findings(
     ctx: TriageContext, ledger: EvidenceLedger, analyzer: str
 ) -> Iterator[Finding]:
-    for client in _group(ctx):
-        seen = _sightings(ctx, client)
+    clients, per_pod = _group(ctx)
+    for client in clients:
+        seen = _sightings(ctx, client, per_pod)
         if seen:
             yield from _judge(ctx, ledger, analyzer, client, seen)
         else:
@@ -136,7 +168,11 @@ def _judge(
     ]
     phrases = {p for s in seen for line in s.lines if (p := failure_phrase(line))}
     words = ", ".join(sorted(phrases, key=str.lower)) or ", ".join(KIND_WORDS[k] for k in kinds)
-    lead = f"{client.workload} cannot reach {target.address} ({words}; {plural(count, 'log line')})"
+    at = f" at {', '.join(sorted(client.aliases))}" if client.aliases else ""
+    lead = (
+        f"{client.workload} cannot reach {target.address}{at} "
+        f"({words}; {plural(count, 'log line')})"
+    )
     facts: dict[str, Any] = {
         "host": target.host,
         "port": target.port,
