@@ -356,3 +356,25 @@ def test_an_evicted_pod_is_the_nodes_business_not_a_crash() -> None:
     )
     evicted["status"].update(reason="Evicted", message="The node was low on resource: memory.")
     assert _run(k.context([evicted]))[0] == []
+
+
+def test_a_heap_flag_as_large_as_the_limit_is_named_with_a_smaller_heap_to_use() -> None:
+    env = [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx1536m -XX:+UseG1GC"}]
+    spec = k.container("api", limits={"memory": "1536Mi"}, env=env)
+    status = k.running_status("api", ready=False, restarts=6, last_terminated=_oom_state())
+    objs = [
+        k.deployment("api", containers=[spec]),
+        k.replicaset(RS.name, "api", revision=4, replicas=3),
+        k.pod(POD, owner=RS, containers=[spec], statuses=[status]),
+    ]
+    ctx = k.context(objs)
+    (finding,), _ = _run(ctx)
+    assert (
+        "its heap flag -Xmx1536m (env JAVA_TOOL_OPTIONS) leaves no room under the limit"
+        in finding.summary
+    )
+    (rec,) = pods.ANALYZER.recommend(finding, ctx)
+    assert "about 1152Mi" in rec.detail
+    assert "kubectl -n shop set resources deployment/api -c api --limits=memory=2304Mi" in (
+        rec.commands
+    )

@@ -123,12 +123,13 @@ def _workload_fix(
         )
     else:
         commands.append(pf.edit_command(workload))
-        what = {
-            "bad-args": f"its args ({f.get('args') or 'none'})",
-            "bad-command": f"its command {f.get('key')}",
-            "security-context": "its securityContext (runAsUser) or the image's user",
-        }.get(problem, "its env/args")
-        title = f"Fix {what.split(' (')[0]} of container {container} in {owner}"
+        part, what = {
+            "bad-args": ("args", f"its args ({f.get('args') or 'none'})"),
+            "bad-command": ("command", f"its command {f.get('key')}"),
+            "security-context": ("securityContext", "its securityContext or the image's user"),
+            "bad-value": ("env", f"its {f.get('via') or 'env'}"),
+        }.get(problem, ("configuration", "its configuration"))
+        title = f"Fix the {part} of container {container} in {owner}"
         detail = (
             f"Container {container} fails on {what}: {f.get('message')!r}. Correct the spec, "
             "or roll back if a recent change introduced it."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
@@ -180,6 +181,39 @@ def claims_of(pod: Mapping[str, Any], container: str | None = None) -> list[Obje
         by_volume = {v: c for v, c in by_volume.items() if v in mounted}
     ns = kube.namespace(pod)
     return [ObjectRef("PersistentVolumeClaim", ns, c) for c in dict.fromkeys(by_volume.values())]
+
+
+_HEAP_FLAGS = (
+    re.compile(r"-Xmx(\d+)([kKmMgG]?)\b"),  # JVM
+    re.compile(r"--max-old-space-size=(\d+)()"),  # Node.js, in MiB
+)
+_HEAP_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def memory_text(amount: Decimal) -> str:
+    """A memory size rounded up to 64Mi, as a limit is written: ``2304Mi``, ``3Gi``."""
+    mebibytes = int(-(-amount // (64 * 2**20))) * 64
+    return f"{mebibytes // 1024}Gi" if mebibytes % 1024 == 0 else f"{mebibytes}Mi"
+
+
+def heap_setting(container: Mapping[str, Any]) -> tuple[str, str, int] | None:
+    """(flag, where it is set, bytes) for a runtime heap cap in a container's env or args:
+    a heap as large as the memory limit leaves no room for the rest of the process."""
+    places = [
+        (f"env {e.get('name')}", str(e.get("value")))
+        for e in container.get("env") or []
+        if isinstance(e.get("value"), str)
+    ]
+    places += [
+        ("args", str(a))
+        for a in [*(container.get("command") or []), *(container.get("args") or [])]
+    ]
+    for where, text in places:
+        for index, pattern in enumerate(_HEAP_FLAGS):
+            if match := pattern.search(text):
+                unit = _HEAP_UNITS[match[2].lower()] if index == 0 else 2**20
+                return match[0], where, int(match[1]) * unit
+    return None
 
 
 def unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -83,12 +83,17 @@ def _oom(
             f"{pf.state_text(label, state)} restartCount={c.restarts}; "
             f"limits.memory={limit or 'none'} requests.memory={c.request('memory') or 'none'}",
         )
-        facts = {
+        facts: dict[str, Any] = {
             "limit": limit,
             "request": c.request("memory"),
             "last": pf.stamp(finished, ctx.now),
             "restarts": c.restarts,
         }
+        heap = pf.heap_setting(c.spec)
+        limit_bytes = kube.parse_quantity(limit)
+        if heap is not None and limit_bytes and heap[2] >= limit_bytes * Decimal("0.75"):
+            # The runtime may grow its heap to (or past) the limit: the kill is configured.
+            facts["heap"] = {"flag": heap[0], "where": heap[1], "above": heap[2] > limit_bytes}
         return _Hit(
             Category.OOMKilled, pod, c, confidence, [cited], facts, [] if limit else _node(pod)
         )
@@ -296,7 +301,11 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
             at = f"at its {f['limit']} memory limit"
         else:
             at = "with no memory limit set (the node ran out of memory)"
-        return f"{where} was OOMKilled {at}; restarted {f['restarts']} times, last kill {f['last']}"
+        text = f"{where} was OOMKilled {at}; restarted {f['restarts']} times, last kill {f['last']}"
+        if heap := f.get("heap"):
+            room = "is above" if heap["above"] else "leaves no room under"
+            text += f"; its heap flag {heap['flag']} ({heap['where']}) {room} the limit"
+        return text
     if hit.category is Category.ImagePull:
         return image_pulls.summary(f, where)
     if hit.category is Category.ProbeFailure:
@@ -341,8 +350,11 @@ def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
             **pf.workload_facts(workload),
         }
         if category is Category.OOMKilled and primary.facts["limit"]:
-            limit = kube.parse_quantity(primary.facts["limit"])
-            facts["suggested_limit"] = kube.format_bytes((limit or Decimal(0)) * Decimal("1.5"))
+            limit = kube.parse_quantity(primary.facts["limit"]) or Decimal(0)
+            facts["suggested_limit"] = pf.memory_text(limit * Decimal("1.5"))
+            if primary.facts.get("heap"):
+                # Off-heap memory (metaspace, threads, buffers) needs about a quarter more.
+                facts["suggested_heap"] = pf.memory_text(limit * Decimal("0.75"))
         yield Finding(
             category=category,
             summary=_summary(primary, pf.owner_phrase(workload), pods),

@@ -79,16 +79,26 @@ def _oom(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendatio
         Recommendation(
             f"Raise the memory limit of container {container} in {owner} above {limit}",
             f"Container {container} reached its {limit} memory limit and was OOMKilled "
-            f"({f['restarts']} restarts, last {f['last']}). Raise the limit (e.g. to "
-            f"{suggested}; this rolls the pods) and keep the request near real usage. If memory "
-            "grows without bound after the change, it is a leak: take a heap profile before the "
-            "next kill, and check runtime heap flags (-Xmx, GOMEMLIMIT, --max-old-space-size) "
-            "sit below the limit.",
+            f"({f['restarts']} restarts, last {f['last']}). {_heap_advice(f)}Raise the limit "
+            f"(e.g. to {suggested}; this rolls the pods) and keep the request near real usage. "
+            "If memory grows without bound after the change, it is a leak: take a heap profile "
+            "before the next kill.",
             (*confirm, fix),
             "medium",
             conf,
         )
     ]
+
+
+def _heap_advice(f: Mapping[str, Any]) -> str:
+    heap = f.get("heap")
+    if not heap:
+        return ""
+    return (
+        f"Its heap flag {heap['flag']} ({heap['where']}) lets the runtime use the whole limit "
+        f"and more: keep the heap near 75% of the limit (about {f.get('suggested_heap')}), "
+        "or raise the limit with it. "
+    )
 
 
 def _crash(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendation]:
