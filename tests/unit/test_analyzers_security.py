@@ -201,3 +201,61 @@ def test_an_expired_certificate_alone_is_a_finding_and_a_valid_one_is_not() -> N
     finding = only(analyze(k.context([expired, valid])), Category.CertificateError)
     assert finding.resource == ObjectRef("Certificate", "shop", "shop-web")
     assert "expired at 2026-11-25T00:00:00Z" in finding.summary
+
+
+def _ledger_server() -> list[dict[str, Any]]:
+    owner = ObjectRef("ReplicaSet", "ledger", "ledger-664bc55877")
+    return [
+        k.service("ledger", "ledger", selector={"app": "ledger"}, cluster_ip="10.96.40.2"),
+        k.pod("ledger-664bc55877-xgvs5", "ledger", owner=owner, labels={"app": "ledger"},
+              volumes=[{"name": "tls", "secret": {"secretName": "ledger-tls"}}]),
+        k.secret("ledger-tls", "ledger", keys=("tls.crt", "tls.key"), type_="kubernetes.io/tls"),
+        k.replicaset("ledger-664bc55877", "ledger", "ledger", revision=3, replicas=1),
+        k.deployment("ledger", "ledger", replicas=1),
+    ]  # fmt: skip
+
+
+def test_a_client_rejecting_its_only_dependencys_certificate_names_the_served_secret() -> None:
+    from oncallm.triage.context import Dependency
+
+    grpc = (
+        '{"level":"error","msg":"ledger PostEntries failed","error":"rpc error: code = '
+        'Unavailable desc = connection error: desc = \\"transport: authentication handshake '
+        "failed: tls: failed to verify certificate: x509: certificate has expired or is not "
+        'yet valid: current time 2026-11-26T03:10:00Z is after 2026-11-26T02:12:44Z\\""}\n'
+    )
+    base = _operator(grpc, previous=False)
+    dep = Dependency(OPERATOR_POD, "ledger.ledger.svc", 9090,
+                     ObjectRef("Service", "ledger", "ledger"), "env LEDGER_ADDR",
+                     "ledger.ledger.svc:9090")  # fmt: skip
+    ctx = k.context(
+        [*base.objects.values(), *_ledger_server()], focus=[OPERATOR_POD], dependencies=[dep],
+        logs={("shop", OPERATOR_POD.name, "manager", False): grpc},
+    )  # fmt: skip
+    finding = only(analyze(ctx), Category.CertificateError)
+    assert finding.resource == ObjectRef("Secret", "ledger", "ledger-tls")
+    assert "the Service it calls serves TLS Secret ledger/ledger-tls" in finding.summary
+    assert "— tls: failed to verify certificate: x509: certificate has expired" in finding.summary
+    # The pods serving the certificate restart, not the client that rejects it.
+    assert "kubectl -n ledger rollout restart deployment/ledger" in commands(finding, ctx)
+
+
+def test_a_webhook_whose_certificate_expired_blocks_every_pod_creation() -> None:
+    message = (
+        'Error creating: Internal error occurred: failed calling webhook "pod-defaults.acme.io": '
+        'failed to call webhook: Post "https://ledger.ledger.svc:443/mutate?timeout=5s": tls: '
+        "failed to verify certificate: x509: certificate has expired or is not yet valid: "
+        "current time 2026-11-26T03:10:00Z is after 2026-11-25T21:14:03Z"
+    )
+    ctx = k.context(
+        [*_failed_create(message).objects.values(), *_ledger_server()],
+        events=[k.event(OPERATOR_RS, "FailedCreate", message, count=24)],
+    )
+    findings = analyze(ctx)
+    assert not [f for f in findings if f.category is Category.ConfigError]
+    finding = only(findings, Category.CertificateError)
+    assert finding.subject == OPERATOR_RS
+    assert finding.resource == ObjectRef("Secret", "ledger", "ledger-tls")
+    assert 'admission webhook "pod-defaults.acme.io" at ledger.ledger.svc:443' in finding.summary
+    assert "(24 times)" in finding.summary
+    assert "caBundle" in " ".join(r.detail for r in security.ANALYZER.recommend(finding, ctx))

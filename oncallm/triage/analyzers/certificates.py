@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.sources.snapshot import parse_time
@@ -21,7 +23,6 @@ from oncallm.triage import kube
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
-from oncallm.triage.recommendations import Recommendation, kubectl
 from oncallm.triage.taxonomy import Category
 
 CERT_ERROR = re.compile(
@@ -47,6 +48,8 @@ KIND_WORDS = {
     "other": "certificate verification fails",
 }
 CERT_NAME_ANNOTATION = "cert-manager.io/certificate-name"
+CONTROLLER_KINDS = ("ReplicaSet", "Job", "StatefulSet", "DaemonSet")
+_WEBHOOK_CALL = re.compile(r'failed calling webhook "(?P<hook>[^"]+)".*?(?P<url>https?://[^"\s]+)')
 
 
 def _kind(line: str) -> str:
@@ -59,7 +62,7 @@ def _is_tls(secret: Mapping[str, Any]) -> bool:
     )
 
 
-def _tls_secrets(ctx: TriageContext, pod: Mapping[str, Any]) -> list[KubeObject]:
+def tls_secrets(ctx: TriageContext, pod: Mapping[str, Any]) -> list[KubeObject]:
     ns = kube.namespace(pod)
     names = sorted(
         {
@@ -95,17 +98,87 @@ def _cert_state(ctx: TriageContext, cert: Mapping[str, Any]) -> tuple[bool, str 
     return (when is not None and when < ctx.now), (str(not_after) if not_after else None), text
 
 
-def _served_secrets(ctx: TriageContext, pod: Mapping[str, Any], text: str) -> list[KubeObject]:
-    """TLS Secrets of the Services the pod calls on the failing lines."""
+def _service_secrets(ctx: TriageContext, svc: Mapping[str, Any]) -> list[KubeObject]:
+    """The TLS Secrets the pods behind a Service mount: the certificate it serves."""
     found: dict[ObjectRef, KubeObject] = {}
+    for backend in ctx.pods_selected_by(svc):
+        for secret in tls_secrets(ctx, backend):
+            found[kube.ref(secret)] = secret
+    return list(found.values())
+
+
+def _served_secrets(ctx: TriageContext, pod: Mapping[str, Any], text: str) -> list[KubeObject]:
+    """TLS Secrets of the Service the pod calls: the one its failing lines name, else its
+    only Service dependency (gRPC errors rarely name the host)."""
+    services: dict[ObjectRef, tuple[KubeObject, bool]] = {}
     for dep in ctx.dependencies_of([kube.ref(pod)]):
         svc = ctx.objects.get(dep.service) if dep.service else None
-        if svc is None or dep.host.lower() not in text.lower():
-            continue
-        for backend in ctx.pods_selected_by(svc):
-            for secret in _tls_secrets(ctx, backend):
-                found[kube.ref(secret)] = secret
+        if svc is not None and dep.service is not None:
+            named = dep.host.lower() in text.lower() or services.get(dep.service, (svc, False))[1]
+            services[dep.service] = (svc, named)
+    chosen = [svc for svc, named in services.values() if named]
+    if not chosen and len(services) == 1:
+        chosen = [svc for svc, _ in services.values()]
+    found: dict[ObjectRef, KubeObject] = {}
+    for svc in chosen:
+        for secret in _service_secrets(ctx, svc):
+            found[kube.ref(secret)] = secret
     return list(found.values())
+
+
+def _quote(line: str) -> str:
+    """The certificate error itself, out of a long (often JSON) log line or event."""
+    match = CERT_ERROR.search(line)
+    text = line[match.start() :] if match else line.strip()
+    text = re.split(r'\\?"', text, maxsplit=1)[0]
+    return text[:180].strip()
+
+
+@dataclass
+class _Blame:
+    culprit: ObjectRef
+    confidence: float
+    detail: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _blame(
+    ctx: TriageContext,
+    secrets: list[KubeObject],
+    how: str,
+    fallback: ObjectRef,
+    kind: str,
+    covered: set[ObjectRef],
+) -> _Blame:
+    """The one TLS Secret, else its one Certificate, else ``fallback`` — with what the
+    Certificate says (notAfter, Ready) when there is one."""
+    certs = [c for s in secrets if (c := _certificate_for(ctx, s)) is not None]
+    blame = _Blame(
+        fallback,
+        0.6,
+        "",
+        {"secret": None, "secret_namespace": None, "certificate": None, "not_after": None},
+    )
+    if len(secrets) == 1:
+        secret = secrets[0]
+        blame.culprit, blame.confidence = kube.ref(secret), 0.85
+        blame.detail = f"; {how} TLS Secret {kube.namespace(secret)}/{kube.name(secret)}"
+        blame.facts.update(secret=kube.name(secret), secret_namespace=kube.namespace(secret))
+    elif len(certs) == 1:
+        blame.culprit, blame.confidence = kube.ref(certs[0]), 0.75
+    if len(certs) == 1:
+        cert = certs[0]
+        expired, not_after, ready = _cert_state(ctx, cert)
+        covered.add(kube.ref(cert))
+        blame.facts.update(
+            certificate=kube.name(cert), not_after=not_after, secret_namespace=kube.namespace(cert)
+        )
+        dates = f"notAfter {not_after}" + (" (expired)" if expired else "") if not_after else ""
+        state = ", ".join(x for x in (dates, ready) if x)
+        blame.detail += f" (Certificate {kube.name(cert)}{': ' + state if state else ''})"
+        if expired and kind == "expired":
+            blame.confidence += 0.05
+    return blame
 
 
 def _log_findings(
@@ -128,65 +201,90 @@ def _log_findings(
             for ex, found in hits
         ]
         kind = _kind(lines[-1])
-        secrets = _tls_secrets(ctx, pod)
-        served = not secrets
-        if served:
-            secrets = _served_secrets(ctx, pod, "\n".join(lines))
-        certs = [c for s in secrets if (c := _certificate_for(ctx, s)) is not None]
-        if len(secrets) == 1:
-            culprit, confidence = kube.ref(secrets[0]), 0.85
-        elif len(certs) == 1:
-            culprit, confidence = kube.ref(certs[0]), 0.75
-        else:
-            culprit, confidence = workload, 0.6
-        facts: dict[str, Any] = {
-            "kind": kind,
-            "line": lines[-1][:300],
-            "namespace": kube.namespace(pod),
-            "pod": kube.name(pod),
-            "container": hits[0][0].container,
-            "workload_kind": workload.kind,
-            "workload_name": workload.name,
-            "secret": kube.name(secrets[0]) if len(secrets) == 1 else None,
-            "secret_namespace": kube.namespace(secrets[0]) if len(secrets) == 1 else None,
-            "certificate": None,
-            "not_after": None,
-        }
-        detail = ""
-        if len(secrets) == 1:
-            how = "the Service it calls serves" if served else "it mounts"
-            detail = f"; {how} TLS Secret {kube.namespace(secrets[0])}/{kube.name(secrets[0])}"
-        cert = certs[0] if len(certs) == 1 else None
-        if cert is not None:
-            expired, not_after, ready = _cert_state(ctx, cert)
-            covered.add(kube.ref(cert))
-            facts.update(certificate=kube.name(cert), not_after=not_after)
-            state = ", ".join(
-                x
-                for x in (
-                    f"notAfter {not_after}" + (" (expired)" if expired else "")
-                    if not_after
-                    else "",
-                    ready,
-                )
-                if x
+        secrets, how = tls_secrets(ctx, pod), "it mounts"
+        if not secrets:
+            secrets, how = (
+                _served_secrets(ctx, pod, "\n".join(lines)),
+                "the Service it calls serves",
             )
-            detail += f" (Certificate {kube.name(cert)}{': ' + state if state else ''})"
-            if expired and kind == "expired":
-                confidence += 0.05
-        summary = (
-            f"{workload if workload.kind != 'Pod' else f'pod {workload.name}'} fails TLS "
-            f"verification: {KIND_WORDS[kind]} — {lines[-1].strip()[:200]}{detail}"
-        )
+        blame = _blame(ctx, secrets, how, workload, kind, covered)
+        who = workload if workload.kind != "Pod" else f"pod {workload.name}"
         yield Finding(
             Category.CertificateError,
-            summary,
+            f"{who} fails TLS verification: {KIND_WORDS[kind]} — {_quote(lines[-1])}{blame.detail}",
             kube.ref(pod),
-            culprit,
+            blame.culprit,
             tuple(evidence),
-            confidence,
+            blame.confidence,
             analyzer,
-            facts=facts,
+            facts={
+                "kind": kind,
+                "line": _quote(lines[-1]),
+                "namespace": kube.namespace(pod),
+                "pod": kube.name(pod),
+                "container": hits[0][0].container,
+                "workload_kind": workload.kind,
+                "workload_name": workload.name,
+                **blame.facts,
+            },
+        )
+
+
+def _webhook_findings(
+    ctx: TriageContext, ledger: EvidenceLedger, analyzer: str, covered: set[ObjectRef]
+) -> Iterator[Finding]:
+    """Controllers that cannot create pods because the API server rejects the certificate
+    of an admission webhook their pods pass through."""
+    for ref in sorted(ctx.objects):
+        if ref.kind not in CONTROLLER_KINDS:
+            continue
+        events = [
+            e
+            for e in ctx.warnings_of(ref, "FailedCreate")
+            if "failed calling webhook" in e.message and CERT_ERROR.search(e.message)
+        ]
+        call = _WEBHOOK_CALL.search(events[-1].message) if events else None
+        if call is None:
+            continue
+        url = urlsplit(call["url"])
+        host = url.hostname or ""
+        parts = host.split(".")
+        svc_ref = ObjectRef("Service", parts[1], parts[0]) if "svc" in parts[2:3] else None
+        svc = ctx.objects.get(svc_ref) if svc_ref else None
+        secrets = _service_secrets(ctx, svc) if svc is not None else []
+        where = f"webhook Service {svc_ref.namespace}/{svc_ref.name}" if svc_ref else "the webhook"
+        kind = _kind(events[-1].message)
+        blame = _blame(ctx, secrets, f"{where} serves", svc_ref or ref, kind, covered)
+        if not secrets and svc_ref is not None:
+            blame.confidence = 0.7  # the webhook's certificate, wherever it is kept
+        workload = ref
+        while (owner := kube.controller_of(ctx.objects.get(workload) or {})) is not None:
+            workload = owner
+        times = sum(e.count for e in events)
+        cited = ledger.cite_event(ref, events[-1].reason, events[-1].describe())
+        yield Finding(
+            Category.CertificateError,
+            f"{ref} cannot create pods ({times} times): the API server rejects the serving "
+            f'certificate of admission webhook "{call["hook"]}" at {host}:{url.port or 443} — '
+            f"{_quote(events[-1].message)}{blame.detail}",
+            ref,
+            blame.culprit,
+            (cited,),
+            blame.confidence,
+            analyzer,
+            facts={
+                "kind": kind,
+                "line": _quote(events[-1].message),
+                "webhook": call["hook"],
+                "namespace": ref.namespace,
+                "pod": None,
+                "container": None,
+                "workload_kind": workload.kind,
+                "workload_name": workload.name,
+                "webhook_service": svc_ref.name if svc_ref else None,
+                "webhook_namespace": svc_ref.namespace if svc_ref else None,
+                **blame.facts,
+            },
         )
 
 
@@ -230,87 +328,5 @@ def _certificate_findings(
 def findings(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Iterator[Finding]:
     covered: set[ObjectRef] = set()
     yield from _log_findings(ctx, ledger, analyzer, covered)
+    yield from _webhook_findings(ctx, ledger, analyzer, covered)
     yield from _certificate_findings(ctx, ledger, analyzer, covered)
-
-
-def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
-    facts = finding.facts
-    ns = facts.get("secret_namespace") or facts["namespace"]
-    commands: list[str] = []
-    if facts.get("secret"):
-        commands.append(
-            kubectl(
-                "get", "secret", facts["secret"], "-o", "jsonpath='{.data.tls\\.crt}'", namespace=ns
-            )
-            + " | base64 -d | openssl x509 -noout -subject -issuer -dates"
-        )
-    cert = facts.get("certificate")
-    steps: list[Recommendation] = []
-    if cert:
-        commands += [
-            kubectl("describe", "certificate", cert, namespace=ns),
-            kubectl("get", "certificaterequests,orders,challenges", namespace=ns),
-        ]
-    if facts.get("pod"):
-        commands.append(
-            kubectl(
-                "logs",
-                facts["pod"],
-                "-c",
-                str(facts["container"]),
-                "--tail=50",
-                namespace=facts["namespace"],
-            )
-        )
-    steps.append(
-        Recommendation(
-            "Check the certificate's dates, issuer and names",
-            f"The TLS failure ({KIND_WORDS.get(facts.get('kind', ''), 'certificate problem')}) "
-            "is confirmed by the certificate itself: notAfter for expiry, issuer for an "
-            "unknown authority, the subject alternative names for a host mismatch.",
-            tuple(commands),
-            "low",
-            finding.confidence,
-        )
-    )
-    if cert:
-        fix = [f"cmctl renew {cert} -n {ns}"]
-        if facts.get("workload_kind") in ("Deployment", "StatefulSet", "DaemonSet"):
-            target = f"{str(facts['workload_kind']).lower()}/{facts['workload_name']}"
-            fix.append(kubectl("rollout", "restart", target, namespace=facts["namespace"]))
-        steps.append(
-            Recommendation(
-                f"Renew Certificate {cert}",
-                "Have cert-manager issue it again (fix the issuer first if the Certificate "
-                "says why it is not Ready), then restart the pods that read it at start-up.",
-                tuple(fix),
-                "medium",
-                finding.confidence,
-            )
-        )
-    elif facts.get("secret"):
-        steps.append(
-            Recommendation(
-                f"Replace the certificate in Secret {facts['secret']}",
-                "No cert-manager Certificate manages this Secret: issue a new certificate and "
-                "key, replace the Secret, then restart the pods that mount it.",
-                (
-                    kubectl(
-                        "create",
-                        "secret",
-                        "tls",
-                        facts["secret"],
-                        "--cert=tls.crt",
-                        "--key=tls.key",
-                        "--dry-run=client",
-                        "-o",
-                        "yaml",
-                        namespace=ns,
-                    )
-                    + " | kubectl apply -f -",
-                ),
-                "medium",
-                finding.confidence,
-            )
-        )
-    return steps

@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from oncallm.sources.base import ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.analyzers import Analyzer, certificates
-from oncallm.triage.analyzers.security_advice import recommend_admission, recommend_rbac
+from oncallm.triage.analyzers.security_advice import (
+    recommend_admission,
+    recommend_certificate,
+    recommend_rbac,
+)
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -233,7 +237,7 @@ def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
     if finding.category is Category.PermissionDenied:
         return recommend_rbac(finding)
     if finding.category is Category.CertificateError:
-        return certificates.recommend(finding, ctx)
+        return recommend_certificate(finding, ctx)
     return recommend_admission(finding)
 
 

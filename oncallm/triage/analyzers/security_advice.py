@@ -1,9 +1,11 @@
-"""What to do about a denied ServiceAccount or a pod spec that admission refuses.
+"""What to do about a denied ServiceAccount, a refused pod spec, or a bad certificate.
 
 RBAC advice grants exactly what the API server denied — one Role (or ClusterRole, for
 cluster-scoped denials) per namespace and resource, bound to the ServiceAccount — and
 checks it with ``kubectl auth can-i`` as that ServiceAccount. Admission advice names the
-securityContext fields Pod Security asks for, or the webhook that refused.
+securityContext fields Pod Security asks for, or the webhook that refused. Certificate
+advice reads the certificate's dates, renews it (through cert-manager when a Certificate
+manages the Secret) and restarts the workloads that serve it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from oncallm.triage import kube
+from oncallm.triage.analyzers.certificates import KIND_WORDS, tls_secrets
+from oncallm.triage.context import TriageContext
 from oncallm.triage.findings import Finding
 from oncallm.triage.recommendations import Recommendation, kubectl
 
@@ -184,3 +189,103 @@ def recommend_admission(finding: Finding) -> list[Recommendation]:
             finding.confidence,
         )
     ]
+
+
+def _serving_workloads(ctx: TriageContext, namespace: str, secret: str) -> list[str]:
+    """``deployment/ledger`` for each workload whose pods mount the Secret."""
+    found = {
+        ctx.workload_of(pod)
+        for pod in ctx.of_kind("Pod", namespace)
+        if any(kube.name(s) == secret for s in tls_secrets(ctx, pod))
+    }
+    return sorted(
+        f"{w.kind.lower()}/{w.name}"
+        for w in found
+        if w.kind in ("Deployment", "StatefulSet", "DaemonSet")
+    )
+
+
+def recommend_certificate(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
+    facts = finding.facts
+    ns = facts.get("secret_namespace") or facts.get("webhook_namespace") or facts["namespace"]
+    secret, cert = facts.get("secret"), facts.get("certificate")
+    commands: list[str] = []
+    if secret:
+        commands.append(
+            kubectl("get", "secret", secret, "-o", "jsonpath='{.data.tls\\.crt}'", namespace=ns)
+            + " | base64 -d | openssl x509 -noout -subject -issuer -dates"
+        )
+    if cert:
+        commands += [
+            kubectl("describe", "certificate", cert, namespace=ns),
+            kubectl("get", "certificaterequests,orders,challenges", namespace=ns),
+        ]
+    if facts.get("webhook"):
+        commands.append("kubectl get mutatingwebhookconfigurations,validatingwebhookconfigurations")
+    if facts.get("pod"):
+        commands.append(
+            kubectl(
+                "logs",
+                facts["pod"],
+                "-c",
+                str(facts["container"]),
+                "--tail=50",
+                namespace=facts["namespace"],
+            )
+        )
+    what = KIND_WORDS.get(str(facts.get("kind")), "the certificate is not accepted")
+    steps = [
+        Recommendation(
+            "Check the certificate's dates, issuer and names",
+            f"The TLS failure ({what}) is confirmed by the certificate itself: notAfter for "
+            "expiry, the issuer for an unknown authority, the names for a host mismatch.",
+            tuple(commands),
+            "low",
+            finding.confidence,
+        )
+    ]
+    restarts = [
+        kubectl("rollout", "restart", w, namespace=ns)
+        for w in (_serving_workloads(ctx, ns, secret) if secret else [])
+    ]
+    webhook = (
+        " and update the caBundle of the webhook configuration" if facts.get("webhook") else ""
+    )
+    if cert:
+        steps.append(
+            Recommendation(
+                f"Renew Certificate {cert}",
+                "Have cert-manager issue it again (fix its issuer first if the Certificate says "
+                f"why it is not Ready){webhook}, then restart the pods that serve it.",
+                (f"cmctl renew {cert} -n {ns}", *restarts),
+                "medium",
+                finding.confidence,
+            )
+        )
+    elif secret:
+        steps.append(
+            Recommendation(
+                f"Replace the certificate in Secret {secret}",
+                "No cert-manager Certificate manages this Secret: issue a new certificate and "
+                f"key, replace the Secret{webhook}, then restart the pods that serve it.",
+                (
+                    kubectl(
+                        "create",
+                        "secret",
+                        "tls",
+                        secret,
+                        "--cert=tls.crt",
+                        "--key=tls.key",
+                        "--dry-run=client",
+                        "-o",
+                        "yaml",
+                        namespace=ns,
+                    )
+                    + " | kubectl apply -f -",
+                    *restarts,
+                ),
+                "medium",
+                finding.confidence,
+            )
+        )
+    return steps
