@@ -110,6 +110,17 @@ def test_a_paused_rollout_half_way_is_named_with_the_resume_command() -> None:
     assert "kubectl -n shop rollout resume deployment/api" in commands(finding, ctx)
 
 
+def test_min_ready_seconds_beyond_the_deadline_is_named_when_the_pods_are_fine() -> None:
+    ctx = _rollout(DEADLINE, new_pod_ok=True)
+    ctx.objects[API]["spec"]["minReadySeconds"] = 1800
+    finding = only(analyze(ctx), Category.RolloutStuck)
+    assert finding.confidence == 0.85
+    assert "minReadySeconds 1800 is not shorter than progressDeadlineSeconds 600" in (
+        finding.summary
+    )
+    assert '"progressDeadlineSeconds": 2400' in commands(finding, ctx)
+
+
 def test_a_statefulset_update_held_by_a_crashing_updated_pod() -> None:
     sts = k.statefulset("postgres", "data", replicas=3, status={
         "updateRevision": "postgres-7f8d9c6b5", "currentRevision": "postgres-5d4c7b9f8",

@@ -11,6 +11,7 @@ not stuck.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -132,6 +133,17 @@ def _deployment(ctx: TriageContext, ledger: EvidenceLedger, dep: KubeObject) -> 
         f"with {updated} of {replicas} replicas updated, {new_ready} ready"
     )
     details = []
+    has_cause = bool(troubled or create_failures)
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    deadline_s = int(spec.get("progressDeadlineSeconds") or 600)
+    # Healthy new pods, and a spec that makes every step slower than the deadline allows.
+    slow_by_design = deadline and not has_cause and min_ready >= deadline_s
+    if slow_by_design:
+        details.append(
+            f"minReadySeconds {min_ready} is not shorter than progressDeadlineSeconds "
+            f"{deadline_s}: each new pod must stay Ready {min_ready}s before it counts as "
+            "available, so every step outlasts the deadline"
+        )
     if troubled:
         details.append(
             "new pods: " + ", ".join(f"{kube.name(p)} {pod_state(p)}" for p in troubled[:3])
@@ -145,11 +157,12 @@ def _deployment(ctx: TriageContext, ledger: EvidenceLedger, dep: KubeObject) -> 
             f"{plural(prev_ready, 'ready pod')}"
         )
     summary = f"{ref} rollout to {what} {why}" + (f"; {'; '.join(details)}" if details else "")
-    has_cause = bool(troubled or create_failures)
     blames: list[ObjectRef] = [kube.ref(p) for p in troubled]
     if new is not None:
         blames.append(kube.ref(new))
     confidence = 0.8 if paused and not deadline else (0.5 if has_cause else 0.65)
+    if slow_by_design:
+        confidence = 0.85
     return Finding(
         Category.RolloutStuck,
         summary,
@@ -171,6 +184,8 @@ def _deployment(ctx: TriageContext, ledger: EvidenceLedger, dep: KubeObject) -> 
             "pod_template_hash": kube.labels(new).get("pod-template-hash") if new else None,
             "updated": updated,
             "replicas": replicas,
+            "min_ready_seconds": min_ready if slow_by_design else None,
+            "progress_deadline_seconds": deadline_s,
         },
     )
 
@@ -261,6 +276,24 @@ def _recommend_rollout(finding: Finding) -> list[Recommendation]:
                 f"{kind} {ns}/{name} was paused with {facts['updated']} of {facts['replicas']} "
                 "replicas updated. Resume it once the new revision is confirmed good.",
                 (*confirm, kubectl("rollout", "resume", target, namespace=ns)),
+                "medium",
+                finding.confidence,
+            )
+        ]
+    if facts.get("min_ready_seconds"):
+        min_ready = int(facts["min_ready_seconds"])
+        patch = json.dumps({"spec": {"progressDeadlineSeconds": min_ready + 600}})
+        return [
+            Recommendation(
+                f"Make minReadySeconds and progressDeadlineSeconds of {kind} {name} agree",
+                f"minReadySeconds is {min_ready}s, progressDeadlineSeconds "
+                f"{facts['progress_deadline_seconds']}s: the pods are fine, the rollout is "
+                "just declared failed before any step can finish. Lower minReadySeconds if it "
+                "was a typo, or give the deadline room.",
+                (
+                    *confirm,
+                    kubectl("patch", target, "--type", "merge", "-p", f"'{patch}'", namespace=ns),
+                ),
                 "medium",
                 finding.confidence,
             )
