@@ -106,6 +106,25 @@ def test_a_selector_nothing_gathered_carries_still_blames_the_service() -> None:
     assert finding.confidence == 0.7
 
 
+def test_pods_relabelled_away_from_the_selector_are_named_with_their_new_labels() -> None:
+    new_labels = {"app.kubernetes.io/name": "cart", "app.kubernetes.io/instance": "cart"}
+    ctx = k.context(
+        [
+            k.service("cart", selector={"app": "cart"}),
+            k.endpoint_slice("cart", endpoints=[]),
+            k.deployment("cart", labels=new_labels),
+            k.deployment("checkout"),  # someone else's pods: never named
+        ]
+    )
+    finding = only(analyze(ctx)[0], Category.ServiceNoEndpoints)
+    assert finding.confidence == 0.9
+    assert "the pods of Deployment shop/cart are labelled" in finding.summary
+    assert "app.kubernetes.io/instance=cart,app.kubernetes.io/name=cart" in finding.summary
+    cmds = commands(finding, ctx)
+    assert '"app": null' in cmds
+    assert '"app.kubernetes.io/name": "cart"' in cmds
+
+
 def test_a_workload_scaled_to_zero_is_the_culprit() -> None:
     ctx = k.context(
         [

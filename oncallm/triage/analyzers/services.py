@@ -21,6 +21,7 @@ from oncallm.sources.base import KubeObject
 from oncallm.triage import kube
 from oncallm.triage.analyzers import Analyzer
 from oncallm.triage.analyzers.phrases import own_labels, plural, pod_state, selector_text
+from oncallm.triage.analyzers.reachability import selector_labels
 from oncallm.triage.analyzers.traffic import dependency_findings
 from oncallm.triage.analyzers.traffic_advice import recommend_dependency, recommend_network
 from oncallm.triage.context import TriageContext
@@ -38,25 +39,28 @@ TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 def _workload_labels(
     ctx: TriageContext, namespace: str | None
-) -> list[tuple[str, Mapping[str, str]]]:
-    """(who, labels) for every pod and pod template in the namespace."""
-    found: dict[str, Mapping[str, str]] = {}
+) -> list[tuple[str, str, Mapping[str, str]]]:
+    """(who, owner name, labels) for every pod and pod template in the namespace."""
+    found: dict[str, tuple[str, Mapping[str, str]]] = {}
     for pod in ctx.of_kind("Pod", namespace):
         if not kube.pod_finished(pod):
             workload = ctx.workload_of(pod)
             who = f"pod {workload.name}" if workload.kind == "Pod" else f"the pods of {workload}"
-            found.setdefault(who, own_labels(kube.labels(pod)))
+            found.setdefault(who, (workload.name, own_labels(kube.labels(pod))))
     for kind in TEMPLATE_KINDS:
         for obj in ctx.of_kind(kind, namespace):
             template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-            found.setdefault(
-                f"the pods of {kube.ref(obj)}", own_labels(template.get("labels") or {})
-            )
-    return list(found.items())
+            labels = own_labels(template.get("labels") or {})
+            found.setdefault(f"the pods of {kube.ref(obj)}", (kube.name(obj), labels))
+    return [(who, owner, labels) for who, (owner, labels) in found.items()]
 
 
-def _closeness(selector: Mapping[str, str], labels: Mapping[str, str]) -> tuple[int, int, float]:
-    """How nearly ``labels`` satisfy ``selector``: equal pairs, shared keys, value likeness."""
+def _nearness(
+    selector: Mapping[str, str], labels: Mapping[str, str], owner: str, service: str
+) -> float:
+    """How surely these are the pods the selector meant; 0 when they are someone else's.
+    Near means a typo (shared keys, alike values), a relabelling (the same values under
+    other keys), or a workload named like the Service."""
     equal = sum(1 for k, v in selector.items() if labels.get(k) == v)
     shared = sum(1 for k in selector if k in labels)
     likeness = sum(
@@ -64,7 +68,13 @@ def _closeness(selector: Mapping[str, str], labels: Mapping[str, str]) -> tuple[
         for k, v in selector.items()
         if k in labels and labels[k] != v
     )
-    return equal, shared, likeness
+    value_hits = sum(1 for v in selector.values() if v in set(labels.values()))
+    typo = shared > 0 and (equal > 0 or likeness >= 0.6 * (shared - equal))
+    relabelled = value_hits == len(selector)
+    same_name = owner == service
+    if not (typo or relabelled or same_name):
+        return 0.0
+    return 2 * equal + shared + likeness + value_hits + (2 if same_name else 0)
 
 
 def _templates_selected(ctx: TriageContext, svc: KubeObject) -> list[KubeObject]:
@@ -127,11 +137,14 @@ def _matches_nothing(ctx: TriageContext, ledger: EvidenceLedger, svc: KubeObject
             ),
             facts={**facts, "rule": "no-pods", "workload": wref.name, "workload_kind": wref.kind},
         )
-    candidates = _workload_labels(ctx, ref.namespace)
-    best = max(candidates, key=lambda c: _closeness(selector, c[1]), default=None)
-    if best is None:
-        # The gatherer looked the selector up and found nothing: the Service selects no pod,
-        # but without the namespace's workloads we cannot say which labels were meant.
+    scored = [
+        (_nearness(selector, labels, owner, ref.name), who, labels)
+        for who, owner, labels in _workload_labels(ctx, ref.namespace)
+    ]
+    near = [c for c in scored if c[0] > 0]
+    if not near:
+        # Nothing gathered looks like what the selector meant: the Service selects no pod,
+        # but which labels were intended cannot be told.
         summary = (
             f"Service {ref.namespace}/{ref.name} has 0 endpoints: its selector {wanted} "
             "matches no pod, and no gathered pod or workload template carries these labels"
@@ -139,19 +152,20 @@ def _matches_nothing(ctx: TriageContext, ledger: EvidenceLedger, svc: KubeObject
         return Finding(
             Category.ServiceNoEndpoints, summary, ref, ref, (evidence,), 0.7, NAME, facts=facts
         )
-    who, actual = best
-    equal, shared, likeness = _closeness(selector, actual)
-    near = shared > 0 and (equal > 0 or likeness >= 0.6 * (shared - equal))
-    shown = {k: actual[k] for k in selector if k in actual} if shared else dict(actual)
-    suggested: dict[str, str | None] = {k: actual.get(k) for k in selector}
-    facts.update(actual_labels=dict(actual), suggested_selector=suggested, near=near)
+    _, who, actual = max(near, key=lambda c: c[0])
+    if any(k in actual for k in selector):
+        shown = {k: actual[k] for k in selector if k in actual}
+        suggested: dict[str, str | None] = {k: actual.get(k) for k in selector}
+    else:  # relabelled: drop the old keys, select on the identity the pods now carry
+        shown = selector_labels(actual)
+        suggested = {**dict.fromkeys(selector), **shown}
+    facts.update(actual_labels=dict(actual), suggested_selector=suggested)
     summary = (
         f"Service {ref.namespace}/{ref.name} has 0 endpoints: its selector {wanted} "
         f"matches no pod; {who} are labelled {selector_text(shown) or 'with no labels'}"
     )
-    confidence = 0.9 if near else 0.7
     return Finding(
-        Category.ServiceNoEndpoints, summary, ref, ref, (evidence,), confidence, NAME, facts=facts
+        Category.ServiceNoEndpoints, summary, ref, ref, (evidence,), 0.9, NAME, facts=facts
     )
 
 
