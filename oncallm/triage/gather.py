@@ -482,11 +482,12 @@ class Gatherer:
 
     async def _events(self) -> None:
         """Events of the objects that matter, each read with its own field selector."""
-        pods = [
-            r
-            for r, obj in self.b.objects.items()
-            if r.kind == "Pod" and (kube.pod_unhealthy(obj) or r in self.b.focus)
-        ]
+        all_pods = {r: obj for r, obj in self.b.objects.items() if r.kind == "Pod"}
+        pods = [r for r, obj in all_pods.items() if kube.pod_unhealthy(obj) or r in self.b.focus]
+        if not any(kube.pod_unhealthy(obj) for obj in all_pods.values()):
+            # Everything recovered (a resolved alert) or never looked broken: what happened
+            # during the alert is only in the pods' events.
+            pods = list(all_pods)
         pods.sort(key=lambda r: (self.b.distance.get(r, 99), r.name))
         chosen_pods = set(pods[: self.limits.event_pods])
         refs = [

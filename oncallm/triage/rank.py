@@ -54,10 +54,18 @@ class _Graph:
         self.ctx = ctx
         self.findings = findings
         self.explains: dict[int, set[int]] = {i: set() for i in range(len(findings))}
+        # Edges an analyzer declared (f blames g's object), as opposed to the implicit
+        # "a cause on the same object explains its symptom" edges.
+        self.declared: set[tuple[int, int]] = set()
         for gi, g in enumerate(findings):
             anchors = self._anchors(g)
             for fi, f in enumerate(findings):
-                if gi != fi and self._explains(g, anchors, f):
+                if gi == fi:
+                    continue
+                if anchors & set(f.blames):
+                    self.explains[gi].add(fi)
+                    self.declared.add((gi, fi))
+                elif self._same_object_symptom(g, f):
                     self.explains[gi].add(fi)
         self._break_cycles()
 
@@ -71,19 +79,25 @@ class _Graph:
         return anchors
 
     @staticmethod
-    def _explains(g: Finding, anchors: set[ObjectRef], f: Finding) -> bool:
-        if anchors & set(f.blames):
-            return True
+    def _same_object_symptom(g: Finding, f: Finding) -> bool:
         same_object = g.subject == f.subject or (
             g.resource is not None and g.resource == f.resource
         )
         return same_object and f.category in SYMPTOMS and g.category not in SYMPTOMS
 
     def _break_cycles(self) -> None:
-        """Mutual explanations: the cause is the non-symptom, else the surer finding."""
+        """Mutual explanations: an analyzer's explicit blame wins over the implicit
+        same-object edge (a crash loop that blames the database it cannot reach is
+        explained by that dependency); otherwise the non-symptom, else the surer one."""
         for gi, targets in self.explains.items():
             for fi in list(targets):
-                if gi in self.explains[fi] and self._weaker(gi, fi):
+                if gi not in self.explains[fi]:
+                    continue
+                mine, theirs = (gi, fi) in self.declared, (fi, gi) in self.declared
+                if mine != theirs:
+                    if theirs:
+                        targets.discard(fi)
+                elif self._weaker(gi, fi):
                     targets.discard(fi)
 
     def _weaker(self, a: int, b: int) -> bool:

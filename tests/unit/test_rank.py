@@ -101,3 +101,16 @@ def test_duplicate_findings_merge_their_evidence() -> None:
     assert len(ranking.findings) == 1
     assert ranking.findings[0].summary == "x"
     assert ranking.findings[0].evidence == ("e1", "e2")
+
+
+def test_a_crash_that_blames_its_dependency_is_explained_by_it() -> None:
+    # checkout exits because postgres refuses connections; postgres has no finding of its
+    # own (an outside database), so the dependency, not the crash, is the root cause.
+    findings = [
+        _finding(Category.CrashLoop, CHECKOUT_POD, CHECKOUT, 0.6, blames=(POSTGRES_SVC,)),
+        _finding(Category.DependencyFailure, CHECKOUT_POD, POSTGRES_SVC, 0.7),
+    ]
+    ranking = rank(_context(), findings, min_confidence=0.35)
+    assert ranking.root is not None
+    assert ranking.root.category == Category.DependencyFailure
+    assert ranking.root.resource == POSTGRES_SVC
