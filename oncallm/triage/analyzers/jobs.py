@@ -198,7 +198,8 @@ def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
             Recommendation(
                 f"Re-run CronJob {cronjob} once the cause is fixed",
                 "A manual run from the CronJob's template confirms the fix without waiting for "
-                "the next schedule.",
+                f"the next schedule. KubeJobFailed keeps firing while Job {job} exists: remove "
+                f"it once its logs are no longer needed (kubectl -n {ns} delete job {job}).",
                 (
                     kubectl(
                         "create",

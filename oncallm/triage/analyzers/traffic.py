@@ -62,6 +62,11 @@ def _known_namespaces(ctx: TriageContext) -> set[str]:
     }
 
 
+def _alias_port(aliases: set[str]) -> int | None:
+    ports = {int(a.rsplit(":", 1)[1]) for a in aliases if a.rsplit(":", 1)[-1].isdigit()}
+    return ports.pop() if len(ports) == 1 else None
+
+
 def _outside(ctx: TriageContext, target: Target) -> bool:
     if target.service is not None:
         return (target.service.get("spec") or {}).get("type") == "ExternalName"
@@ -175,7 +180,7 @@ def _judge(
     )
     facts: dict[str, Any] = {
         "host": target.host,
-        "port": target.port,
+        "port": target.port or _alias_port(client.aliases),
         "kinds": sorted(kinds),
         "client": str(client.workload),
         "client_namespace": client.workload.namespace,

@@ -132,11 +132,25 @@ def recommend_dependency(finding: Finding, ctx: TriageContext) -> list[Recommend
                 finding.confidence,
             )
         ]
-    where = "outside the cluster" if rule in ("external", "external-name") else "in the cluster"
+    if rule in ("external", "external-name"):
+        outside = facts.get("external_name") or host
+        return [
+            Recommendation(
+                f"Check {outside} outside the cluster",
+                f"{facts.get('client')} cannot reach {outside}{f':{port}' if port else ''}, "
+                "which runs outside the cluster: check its provider's status (failover, "
+                "maintenance), its security groups or firewall, and that the address and port "
+                "in the client's configuration are current. A probe from inside the cluster "
+                "tells a network block from a down endpoint.",
+                (*logs, _netcheck(cns, host, port)),
+                "low",
+                finding.confidence,
+            )
+        ]
     return [
         Recommendation(
             f"Test the connection from {cns} to {host}",
-            f"{facts.get('client')} cannot reach {host}{f':{port}' if port else ''} ({where}). "
+            f"{facts.get('client')} cannot reach {host}{f':{port}' if port else ''}. "
             "Check that it is up, that its address and port are right, and that no firewall or "
             "NetworkPolicy drops the traffic.",
             (*logs, _netcheck(cns, host, port)),
