@@ -112,22 +112,25 @@ async def _apply_alerts(
         alert = alerts[key]
         outcome.created.append(alert)
         received = f"{alert.alertname} {alert.status} (via {notification.receiver})"
+        # An alert first seen resolved (OncallM was down while it fired, or the firing
+        # notification went elsewhere) is still triaged: the link in the resolved
+        # notification should say what happened, and events keep the record for a while.
         if alert.status == "resolved":
-            message = f"{received}; resolved before OncallM saw it firing, no triage"
+            message = f"{received}; resolved before OncallM saw it firing; triage queued"
         else:
             message = f"{received}; triage queued"
-            jobs.append(
-                {
-                    "occurrence_id": occ_id,
-                    "status": "queued",
-                    "step": None,
-                    "attempts": 0,
-                    "max_attempts": max_attempts,
-                    "run_after": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+        jobs.append(
+            {
+                "occurrence_id": occ_id,
+                "status": "queued",
+                "step": None,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "run_after": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
         timeline.append(
             {"occurrence_id": occ_id, "at": now, "kind": "received", "message": message}
         )

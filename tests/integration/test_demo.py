@@ -1,5 +1,6 @@
-"""`make demo` runs `oncallm demo`: it serves, posts the bundled samples, prints the links,
-and every printed link opens a page."""
+"""`make demo` runs `oncallm demo`: it serves, posts the bundled samples, triages them
+against the bundled sample cluster, prints each root cause and the links, and every printed
+link opens a page."""
 
 from __future__ import annotations
 
@@ -32,5 +33,16 @@ def test_demo_posts_the_samples_and_prints_working_links(tmp_path: Path) -> None
             assert "Alert not seen yet" not in page.text
         listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10).json()
         assert {a["status"] for a in listed["items"]} == {"firing", "resolved"}
+        # The sample cluster's incidents, named as its README describes them.
+        assert "KubeContainerOOMKilled: OOMKilled — Deployment api" in output
+        assert "KubeNodeNotReady: NodeFailure — Node node-c" in output
+        assert "KubePodCrashLooping: VolumeFailure — PersistentVolumeClaim" in output
+        assert "KubeDeploymentReplicasMismatch: ImagePull — Deployment ledger" in output
+        for item in listed["items"]:
+            detail = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/alerts/{item['fingerprint']}", timeout=10
+            ).json()
+            assert detail["triage"]["status"] == "succeeded"
+            assert detail["triage"]["result"]["root_cause"]["category"] != "Unknown"
     finally:
         demo.stop()
