@@ -259,3 +259,16 @@ def test_a_webhook_whose_certificate_expired_blocks_every_pod_creation() -> None
     assert 'admission webhook "pod-defaults.acme.io" at ledger.ledger.svc:443' in finding.summary
     assert "(24 times)" in finding.summary
     assert "caBundle" in " ".join(r.detail for r in security.ANALYZER.recommend(finding, ctx))
+
+
+def test_errors_only_in_a_previous_instance_of_a_now_ready_pod_are_history() -> None:
+    pod = k.pod(OPERATOR_POD.name, owner=OPERATOR_RS, labels={"app": "operator"},
+                containers=[k.container("manager")], volumes=[TLS_VOLUME],
+                statuses=[k.running_status("manager", restarts=1)])  # fmt: skip
+    tls = k.secret("operator-tls", keys=("tls.crt", "tls.key"), type_="kubernetes.io/tls")
+    ctx = k.context(
+        [pod, tls], logs={("shop", OPERATOR_POD.name, "manager", True): RBAC_LOG + X509}
+    )
+    findings = analyze(ctx)
+    assert not [f for f in findings if f.category is Category.CertificateError]
+    assert only(findings, Category.PermissionDenied).confidence == 0.5

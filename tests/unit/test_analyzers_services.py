@@ -125,6 +125,15 @@ def test_pods_relabelled_away_from_the_selector_are_named_with_their_new_labels(
     assert '"app.kubernetes.io/name": "cart"' in cmds
 
 
+def test_a_service_selecting_only_finished_pods_is_no_finding() -> None:
+    completed = k.terminated_status("app", exit_code=0, reason="Completed")
+    done = k.pod("migrate-1", labels={"app": "migrate"}, phase="Succeeded", statuses=[completed])
+    ctx = k.context(
+        [k.service("migrate", selector={"app": "migrate"}), k.endpoint_slice("migrate"), done]
+    )
+    assert analyze(ctx)[0] == []
+
+
 def test_a_workload_scaled_to_zero_is_the_culprit() -> None:
     ctx = k.context(
         [

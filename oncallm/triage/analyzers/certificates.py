@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.sources.snapshot import parse_time
 from oncallm.triage import kube
+from oncallm.triage.analyzers.phrases import history_only
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -192,7 +193,7 @@ def _log_findings(
         workload = ctx.workload_of(pod)
         hits = [(ex, ex.matching(CERT_ERROR)) for ex in ctx.logs_of_pod(kube.ref(pod))]
         hits = [(ex, lines) for ex, lines in hits if lines]
-        if not hits or workload in seen:
+        if not hits or workload in seen or history_only(ctx, [ex for ex, _ in hits]):
             continue
         seen.add(workload)
         lines = [line for _, found in hits for line in found]

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from oncallm.triage import kube
-from oncallm.triage.context import ERROR_LINE
+from oncallm.triage.context import ERROR_LINE, LogExcerpt, TriageContext
 
 # Labels Kubernetes adds per pod or revision: noise in a summary, harmful in a selector.
 GENERATED_LABELS = frozenset(
@@ -93,3 +93,12 @@ def headline(lines: Sequence[str]) -> str | None:
         return errors[-1].strip()
     plain = [line for line in lines if line.strip() and not _NOISE.search(line)]
     return plain[-1].strip() if plain else None
+
+
+def history_only(ctx: TriageContext, excerpts: Sequence[LogExcerpt]) -> bool:
+    """Every line came from a previous container instance, and the pod is Ready now: what
+    those lines say is history, not the incident."""
+    if not excerpts or any(not ex.previous for ex in excerpts):
+        return False
+    pods = [ctx.get("Pod", ex.namespace, ex.pod) for ex in excerpts]
+    return all(pod is not None and kube.pod_ready(pod) for pod in pods)

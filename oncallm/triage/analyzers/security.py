@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from oncallm.sources.base import ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.analyzers import Analyzer, certificates
+from oncallm.triage.analyzers.phrases import history_only
 from oncallm.triage.analyzers.security_advice import (
     recommend_admission,
     recommend_certificate,
     recommend_rbac,
 )
-from oncallm.triage.context import TriageContext
+from oncallm.triage.context import LogExcerpt, TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
 from oncallm.triage.recommendations import Recommendation
@@ -78,6 +79,8 @@ class _Denied:
     subjects: list[ObjectRef] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     count: int = 0
+    excerpts: list[LogExcerpt] = field(default_factory=list)
+    from_events: bool = False
 
 
 def _denials_in(lines: Iterable[str]) -> Iterator[tuple[ObjectRef, Denial]]:
@@ -109,6 +112,7 @@ def _rbac(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
                 entry.subjects.append(pod_ref)
             if cited not in entry.evidence:
                 entry.evidence.append(cited)
+                entry.excerpts.append(excerpt)
     for ref in ctx.objects:
         for event in ctx.events_of(ref):
             for account, denial in _denials_in([event.message]):
@@ -117,6 +121,7 @@ def _rbac(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
                 entry.count += event.count
                 entry.subjects.append(ref)
                 entry.evidence.append(ledger.cite_event(ref, event.reason, event.describe()))
+                entry.from_events = True
     for entry in found.values():
         yield _rbac_finding(ctx, entry)
 
@@ -143,7 +148,8 @@ def _rbac_finding(ctx: TriageContext, entry: _Denied) -> Finding:
         subject,
         account,
         tuple(dict.fromkeys(entry.evidence)),
-        0.9,
+        # Denied only in a previous instance of a container that is Ready now: history.
+        0.5 if not entry.from_events and history_only(ctx, entry.excerpts) else 0.9,
         NAME,
         facts={
             "service_account": account.name,

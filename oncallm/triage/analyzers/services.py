@@ -185,7 +185,10 @@ def _no_endpoints(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Findin
         if spec.get("type") == "ExternalName" or not spec.get("selector"):
             continue  # endpoints are managed by hand, or there are none by design
         ref = kube.ref(svc)
-        selected = [p for p in ctx.pods_selected_by(svc) if not kube.pod_finished(p)]
+        everything = ctx.pods_selected_by(svc)
+        selected = [p for p in everything if not kube.pod_finished(p)]
+        if everything and not selected:
+            continue  # it selects only finished pods (a Job's): nothing is meant to serve
         ready = ctx.ready_endpoints(ref)
         if ready is None:
             # Endpoints were not read: only pods we can see as all unready count.

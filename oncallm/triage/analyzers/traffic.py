@@ -19,7 +19,7 @@ from typing import Any
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.analyzers import network_policy as netpol
-from oncallm.triage.analyzers.phrases import plural, pod_state, selector_text
+from oncallm.triage.analyzers.phrases import history_only, plural, pod_state, selector_text
 from oncallm.triage.analyzers.reachability import (
     KIND_WORDS,
     KUBE_DNS,
@@ -189,6 +189,8 @@ def _judge(
         "lines": [redact(line) for line in seen[0].lines[-3:]],
     }
     penalty = 0.0 if named else 0.1
+    if history_only(ctx, [s.excerpt for s in seen]):
+        penalty += 0.3  # only a previous instance failed; the client is Ready now
     blames: tuple[ObjectRef, ...] = ()
     if kinds == {"dns-timeout"}:
         block = _dns_block(ctx, client, seen)
