@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
@@ -62,6 +62,16 @@ def _known_namespaces(ctx: TriageContext) -> set[str]:
     }
 
 
+def _better_name(known: Target, other: Target) -> Target:
+    """The same dependency named twice (``postgres`` in env, ``10.96.3.4:5432`` in a log):
+    say it by its DNS name, with whichever port was given."""
+    if is_ip(known.host) and not is_ip(other.host):
+        known, other = other, known
+    if known.port is None and other.port is not None:
+        return replace(known, port=other.port)
+    return known
+
+
 def _alias_port(aliases: set[str]) -> int | None:
     ports = {int(a.rsplit(":", 1)[1]) for a in aliases if a.rsplit(":", 1)[-1].isdigit()}
     return ports.pop() if len(ports) == 1 else None
@@ -105,6 +115,7 @@ def _group(ctx: TriageContext) -> tuple[list[_Client], dict[ObjectRef, set[tuple
                 alias, target = target.address, stands_for
         workload = ctx.workload_of(pod) if pod is not None else dep.client
         client = clients.setdefault((workload, target.key), _Client(workload, target, []))
+        client.target = _better_name(client.target, target)
         client.deps.append(dep)
         if alias:
             client.aliases.add(alias)
@@ -174,10 +185,10 @@ def _judge(
     phrases = {p for s in seen for line in s.lines if (p := failure_phrase(line))}
     words = ", ".join(sorted(phrases, key=str.lower)) or ", ".join(KIND_WORDS[k] for k in kinds)
     at = f" at {', '.join(sorted(client.aliases))}" if client.aliases else ""
-    lead = (
-        f"{client.workload} cannot reach {target.address}{at} "
-        f"({words}; {plural(count, 'log line')})"
-    )
+    name = target.address
+    if is_ip(target.host) and target.ref is not None:
+        name = f"{target.ref.name} at {target.address}"  # the logs gave its ClusterIP
+    lead = f"{client.workload} cannot reach {name}{at} ({words}; {plural(count, 'log line')})"
     facts: dict[str, Any] = {
         "host": target.host,
         "port": target.port or _alias_port(client.aliases),
