@@ -223,6 +223,13 @@ def test_a_refusing_dependency_without_endpoints_blames_the_pods_behind_it() -> 
     assert POSTGRES_POD in symptom.blames
 
 
+def test_a_dependency_the_logs_name_by_cluster_ip_is_called_by_its_name() -> None:
+    by_ip = Dependency(CHECKOUT_POD, "10.96.3.4", 5432, POSTGRES_SVC, "log", REFUSED)
+    ctx = _checkout(REFUSED, by_ip, *_postgres(ready=False))
+    finding = only(analyze(ctx)[0], Category.DependencyFailure)
+    assert "cannot reach postgres at 10.96.3.4:5432 (connection refused" in finding.summary
+
+
 def test_a_deeper_finding_on_the_database_pod_wins_the_ranking() -> None:
     ctx = _checkout(REFUSED, _db_dep(), *_postgres(ready=False, pending=True))
     findings, _ = analyze(ctx)
