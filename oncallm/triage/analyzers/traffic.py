@@ -1,4 +1,4 @@
-"""``DependencyFailure`` and ``NetworkBlocked`` findings, and what to do about them.
+"""``DependencyFailure`` and ``NetworkBlocked`` findings (the advice is in :mod:`traffic_advice`).
 
 Part of the ``services`` analyzer. One finding per client workload and dependency: the
 subject is the client's workload (not its pod, so a crash finding on that same pod does
@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.analyzers import network_policy as netpol
+from oncallm.triage.analyzers.dependency_groups import (
+    Client,
+    alias_port,
+    client_sightings,
+    group_clients,
+)
 from oncallm.triage.analyzers.phrases import history_only, plural, pod_state, selector_text
 from oncallm.triage.analyzers.reachability import (
     KIND_WORDS,
@@ -26,7 +31,6 @@ from oncallm.triage.analyzers.reachability import (
     SILENT_DROPS,
     Block,
     Sighting,
-    Target,
     destination_port,
     dns_pod,
     failure_phrase,
@@ -35,113 +39,20 @@ from oncallm.triage.analyzers.reachability import (
     looks_like_service_ip,
     patch_for,
     redact,
-    resolve,
     selector_labels,
-    sightings,
 )
-from oncallm.triage.context import Dependency, TriageContext
+from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
 from oncallm.triage.taxonomy import Category
 
 
-@dataclass
-class _Client:
-    """One client workload's failures towards one dependency."""
-
-    workload: ObjectRef
-    target: Target
-    deps: list[Dependency]
-    # Addresses the client logged for this dependency (the IP its name resolved to).
-    aliases: set[str] = field(default_factory=set)
-
-
-def _known_namespaces(ctx: TriageContext) -> set[str]:
-    return {r.namespace for r in ctx.objects if r.namespace} | {
-        r.name for r in ctx.objects if r.kind == "Namespace"
-    }
-
-
-def _better_name(known: Target, other: Target) -> Target:
-    """The same dependency named twice (``postgres`` in env, ``10.96.3.4:5432`` in a log):
-    say it by its DNS name, with whichever port was given."""
-    if is_ip(known.host) and not is_ip(other.host):
-        known, other = other, known
-    if known.port is None and other.port is not None:
-        return replace(known, port=other.port)
-    return known
-
-
-def _alias_port(aliases: set[str]) -> int | None:
-    ports = {int(a.rsplit(":", 1)[1]) for a in aliases if a.rsplit(":", 1)[-1].isdigit()}
-    return ports.pop() if len(ports) == 1 else None
-
-
-def _outside(ctx: TriageContext, target: Target) -> bool:
-    if target.service is not None:
-        return (target.service.get("spec") or {}).get("type") == "ExternalName"
-    return target.ref is None and not looks_like_service_ip(ctx, target.host)
-
-
-def _named_for(ctx: TriageContext, ip: Target, named: list[Target]) -> Target | None:
-    """The named dependency an unknown IP in the logs stands for: the one on the same port,
-    else the client's only dependency outside the cluster (an RDS endpoint resolves to an
-    address no Service owns)."""
-    same_port = [t for t in named if ip.port is not None and t.port == ip.port]
-    if len(same_port) == 1:
-        return same_port[0]
-    outside = [t for t in named if _outside(ctx, t)]
-    return outside[0] if len(outside) == 1 else None
-
-
-def _group(ctx: TriageContext) -> tuple[list[_Client], dict[ObjectRef, set[tuple[str, ...]]]]:
-    """Clients by (workload, dependency), and the dependencies each client pod has."""
-    namespaces = _known_namespaces(ctx)
-    resolved = [(dep, resolve(ctx, dep, namespaces)) for dep in ctx.dependencies]
-    named: dict[ObjectRef, dict[tuple[str, ...], Target]] = {}
-    for dep, target in resolved:
-        if target is not None and not is_ip(target.host):
-            named.setdefault(dep.client, {})[target.key] = target
-    clients: dict[tuple[ObjectRef, tuple[str, ...]], _Client] = {}
-    per_pod: dict[ObjectRef, set[tuple[str, ...]]] = {}
-    for dep, target in resolved:
-        pod = ctx.objects.get(dep.client)
-        if target is None or (pod is not None and kube.pod_finished(pod)):
-            continue
-        alias = None
-        if target.ref is None and is_ip(target.host):
-            stands_for = _named_for(ctx, target, list(named.get(dep.client, {}).values()))
-            if stands_for is not None:
-                alias, target = target.address, stands_for
-        workload = ctx.workload_of(pod) if pod is not None else dep.client
-        client = clients.setdefault((workload, target.key), _Client(workload, target, []))
-        client.target = _better_name(client.target, target)
-        client.deps.append(dep)
-        if alias:
-            client.aliases.add(alias)
-        per_pod.setdefault(dep.client, set()).add(target.key)
-    return list(clients.values()), per_pod
-
-
-def _sightings(
-    ctx: TriageContext, client: _Client, per_pod: dict[ObjectRef, set[tuple[str, ...]]]
-) -> list[Sighting]:
-    found: dict[tuple[str, str, str, bool], Sighting] = {}
-    aliases = {a.rsplit(":", 1)[0] for a in client.aliases}
-    for dep in client.deps:
-        sole = len(per_pod.get(dep.client, ())) == 1
-        for sighting in sightings(ctx, dep.client, client.target, sole, aliases):
-            ex = sighting.excerpt
-            found.setdefault((ex.namespace, ex.pod, ex.container, ex.previous), sighting)
-    return list(found.values())
-
-
 def dependency_findings(
     ctx: TriageContext, ledger: EvidenceLedger, analyzer: str
 ) -> Iterator[Finding]:
-    clients, per_pod = _group(ctx)
+    clients, per_pod = group_clients(ctx)
     for client in clients:
-        seen = _sightings(ctx, client, per_pod)
+        seen = client_sightings(ctx, client, per_pod)
         if seen:
             yield from _judge(ctx, ledger, analyzer, client, seen)
         else:
@@ -165,7 +76,7 @@ def _judge(
     ctx: TriageContext,
     ledger: EvidenceLedger,
     analyzer: str,
-    client: _Client,
+    client: Client,
     seen: list[Sighting],
 ) -> Iterator[Finding]:
     target = client.target
@@ -191,7 +102,7 @@ def _judge(
     lead = f"{client.workload} cannot reach {name}{at} ({words}; {plural(count, 'log line')})"
     facts: dict[str, Any] = {
         "host": target.host,
-        "port": target.port or _alias_port(client.aliases),
+        "port": target.port or alias_port(client.aliases),
         "kinds": sorted(kinds),
         "client": str(client.workload),
         "client_namespace": client.workload.namespace,
@@ -336,7 +247,7 @@ def _judge(
     )
 
 
-def _dns_block(ctx: TriageContext, client: _Client, seen: list[Sighting]) -> Block | None:
+def _dns_block(ctx: TriageContext, client: Client, seen: list[Sighting]) -> Block | None:
     pod = next((ctx.objects[d.client] for d in client.deps if d.client in ctx.objects), None)
     if pod is None:
         return None
@@ -348,7 +259,7 @@ def _blocked(
     ctx: TriageContext,
     ledger: EvidenceLedger,
     analyzer: str,
-    client: _Client,
+    client: Client,
     block: Block,
     evidence: list[str],
     confidence: float,
@@ -413,7 +324,7 @@ def _blocked(
 
 
 def _silent_victim(
-    ctx: TriageContext, ledger: EvidenceLedger, analyzer: str, client: _Client
+    ctx: TriageContext, ledger: EvidenceLedger, analyzer: str, client: Client
 ) -> Finding | None:
     """A failing client whose env points at a Service with no ready endpoint, even when its
     logs do not say so in words we recognise."""
