@@ -34,6 +34,55 @@ _QUOTED_HOST = re.compile(
 _PORT_NEAR = re.compile(r"port\s+\"?(\d{2,5})\"?", re.IGNORECASE)
 _NOT_HOSTS = frozenset({"localhost", "on", "the", "tcp", "udp", "a", "is", "to", "for"})
 CLUSTER_SUFFIXES = (".svc.cluster.local", ".svc")
+# Second labels that make "a.b" an outside name rather than Service a in namespace b.
+PUBLIC_SUFFIXES = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "io",
+        "dev",
+        "app",
+        "cloud",
+        "ai",
+        "co",
+        "biz",
+        "info",
+        "me",
+        "tech",
+        "internal",
+        "local",
+        "localdomain",
+        "lan",
+        "corp",
+        "home",
+        "arpa",
+        "eu",
+        "uk",
+        "de",
+        "fr",
+        "nl",
+        "se",
+        "no",
+        "fi",
+        "dk",
+        "es",
+        "it",
+        "ch",
+        "at",
+        "be",
+        "pl",
+        "us",
+        "ca",
+        "au",
+        "jp",
+        "in",
+        "br",
+    ]
+)
+# Env names that carry a bare host (DB_HOST=postgres) and, by convention, a sibling _PORT.
+_HOST_ENV_SUFFIXES = ("_HOST", "_HOSTNAME", "_ADDR", "_ADDRESS", "_SERVER", "_SERVICE")
+_BARE_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*")
 
 
 @dataclass(frozen=True)
@@ -115,9 +164,31 @@ def service_ref_for(host: str, client_namespace: str | None) -> ObjectRef | None
     parts = name.split(".")
     if len(parts) == 1:
         return ObjectRef("Service", client_namespace, parts[0]) if client_namespace else None
-    if len(parts) == 2:  # "name.namespace" resolves through the pod's search path
+    if len(parts) == 2 and parts[1] not in PUBLIC_SUFFIXES:
+        # "name.namespace" resolves through the pod's DNS search path
         return ObjectRef("Service", parts[1], parts[0])
-    return None  # a fully qualified outside name (db.example.com)
+    return None  # an outside name (db.example.com, example.com)
+
+
+def hosts_in_env(env: Iterable[tuple[str, str]]) -> Iterator[tuple[str, NamedHost]]:
+    """(env name, host) for every host an env block names: URLs and ``host:port`` values,
+    and bare names in ``*_HOST``-style variables with the port of their ``*_PORT`` sibling."""
+    values = dict(env)
+    for name, value in values.items():
+        found = list(hosts_in_value(value))
+        if not found and name.upper().endswith(_HOST_ENV_SUFFIXES):
+            candidate = value.strip().lower()
+            if (
+                _BARE_HOST.fullmatch(candidate)
+                and _plausible(candidate)
+                and re.search("[a-z]", candidate)
+            ):
+                prefix = name.rsplit("_", 1)[0]
+                port_text = values.get(f"{prefix}_PORT", "")
+                port = int(port_text) if port_text.isdigit() else None
+                found = [NamedHost(candidate, port, f"{name}={value}")]
+        for host in found:
+            yield name, host
 
 
 def dedupe(hosts: Iterable[NamedHost]) -> list[NamedHost]:
@@ -125,3 +196,12 @@ def dedupe(hosts: Iterable[NamedHost]) -> list[NamedHost]:
     for named in hosts:
         by_key.setdefault((named.host, named.port), named)
     return list(by_key.values())
+
+
+def dedupe_named(named: list[tuple[str, NamedHost]]) -> list[tuple[str, NamedHost]]:
+    """Hosts named several times, once each, with how they were first named."""
+    hosts = dedupe(h for _v, h in named)
+    first_via: dict[tuple[str, int | None], str] = {}
+    for via, host in named:
+        first_via.setdefault((host.host, host.port), via)
+    return [(first_via[(h.host, h.port)], h) for h in hosts]

@@ -12,26 +12,24 @@ Every failed read becomes a gap, and the triage continues with what it has.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any
 
-from oncallm.sources.base import ClusterSource, KubeObject, ObjectRef, SourceError
+from oncallm.sources.base import ClusterSource, KubeObject, ObjectRef
 from oncallm.sources.selectors import label_selector_to_string, selector_from_match_labels
 from oncallm.triage import kube
 from oncallm.triage.builder import ContextBuilder
 from oncallm.triage.context import AlertView, Dependency, TriageContext
 from oncallm.triage.dependencies import (
-    dedupe,
+    dedupe_named,
+    hosts_in_env,
     hosts_in_log_line,
-    hosts_in_value,
     service_ref_for,
 )
+from oncallm.triage.reads import GatherLimits, TriageReads
 from oncallm.triage.targets import AlertTargets, Target
 
-T = TypeVar("T")
+__all__ = ["GatherLimits", "Gatherer", "gather"]
 
 # Kinds whose events explain a triage; Endpoints and ReplicaSets of old revisions rarely do.
 EVENTFUL = frozenset(
@@ -44,84 +42,8 @@ EVENTFUL = frozenset(
 MAX_DEPENDENCIES = 4
 
 
-@dataclass(frozen=True)
-class GatherLimits:
-    concurrency: int = 8
-    max_pods: int = 10
-    log_pods: int = 3
-    event_pods: int = 5
-    tail_lines: int = 200
-    limit_bytes: int = 256 * 1024
-    stale_after: timedelta = timedelta(minutes=60)
-
-
-class Gatherer:
-    def __init__(self, source: ClusterSource, limits: GatherLimits, source_name: str) -> None:
-        self.source = source
-        self.limits = limits
-        self.source_name = source_name
-        self._bound = asyncio.Semaphore(limits.concurrency)
-        self.b: ContextBuilder  # set by run()
-        self._events_read: set[ObjectRef] = set()
-        self._listed: dict[tuple[str, str | None], list[KubeObject]] = {}
-        self._lists: dict[tuple[str, str | None], asyncio.Future[list[KubeObject]]] = {}
-        self._gets: dict[ObjectRef, asyncio.Future[KubeObject | None]] = {}
-        self._expanded_pods: set[ObjectRef] = set()
-
-    # --- reads: every one bounded, every failure a gap -------------------------------------
-
-    async def _read(self, what: str, call: Awaitable[T], default: T) -> T:
-        async with self._bound:
-            try:
-                return await call
-            except SourceError as exc:
-                self.b.add_gap(what, exc.detail)
-                return default
-
-    async def _get(self, ref: ObjectRef, distance: int) -> KubeObject | None:
-        if self.b.has(ref):
-            self.b.add_object(self.b.objects[ref], distance)  # may be closer this time
-            return self.b.objects[ref]
-        # Several pods of one workload name the same ConfigMap, node or Secret in the
-        # same round: one read serves them all.
-        pending = self._gets.get(ref)
-        if pending is None:
-            pending = asyncio.ensure_future(
-                self._read(str(ref), self.source.get(ref.kind, ref.name, ref.namespace), None)
-            )
-            self._gets[ref] = pending
-        obj = await pending
-        if obj is not None:
-            self.b.add_object(obj, distance)
-        return obj
-
-    async def _list(
-        self, kind: str, namespace: str | None, distance: int | None, **selectors: str
-    ) -> list[KubeObject]:
-        key_selectors = ",".join(f"{k}={v}" for k, v in sorted(selectors.items()))
-        cache_key = (f"{kind}?{key_selectors}", namespace)
-        pending = self._lists.get(cache_key)
-        if pending is None:
-            where = f"{kind} in namespace {namespace}" if namespace else f"{kind} (all namespaces)"
-            pending = asyncio.ensure_future(
-                self._read(
-                    f"list {where}", self.source.list_objects(kind, namespace, **selectors), []
-                )
-            )
-            self._lists[cache_key] = pending
-        items = await pending
-        for item in items:
-            item.setdefault("kind", kind)
-        self._listed[cache_key] = items
-        if distance is not None:
-            for item in items:
-                self.b.add_object(item, distance)
-        return items
-
-    async def _all(self, calls: Iterable[Awaitable[Any]]) -> list[Any]:
-        return list(await asyncio.gather(*calls))
-
-    # --- the walk -------------------------------------------------------------------------
+class Gatherer(TriageReads):
+    """One triage's walk through the cluster; ``run`` returns the frozen context."""
 
     async def run(self, alert: AlertView, targets: AlertTargets) -> TriageContext:
         self.b = ContextBuilder(
@@ -138,6 +60,8 @@ class Gatherer:
         await self._expand_pods(pods, distance=1)
         await self._dependencies(pods)
         await self._events()
+        if await self._services_in_warnings():
+            await self._events()  # of the objects that round added
         return self.b.build()
 
     async def _resolve(self, target: Target) -> KubeObject | None:
@@ -176,12 +100,16 @@ class Gatherer:
             return [obj, *siblings]
         if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet"):
             await self._owners(obj, 1)
+            owner = kube.controller_of(obj)
+            if kind == "Job" and owner is not None and owner.kind == "CronJob":
+                # The CronJob's other runs tell a one-off failure from a broken schedule.
+                await self._workload_pods(owner, 2)
             return await self._workload_pods(kube.ref(obj), 1)
         if kind == "Service":
             return await self._service(obj, 1)
         if kind == "Ingress":
             pods: list[KubeObject] = []
-            for backend in sorted(_ingress_backends(obj)):
+            for backend in sorted(kube.ingress_backends(obj)):
                 svc = await self._get(ObjectRef("Service", kube.namespace(obj), backend), 1)
                 if svc is None:
                     self.b.add_gap(
@@ -275,7 +203,7 @@ class Gatherer:
                 "ReplicaSet", workload.namespace, None, label_selector=selector
             )
             owned = [rs for rs in replica_sets if kube.controller_of(rs) == workload]
-            owned.sort(key=_revision)
+            owned.sort(key=kube.revision)
             for rs in owned[-2:]:  # newest and previous revision: what changed
                 self.b.add_object(rs, distance)
         pods = await self._list("Pod", workload.namespace, None, label_selector=selector)
@@ -309,6 +237,11 @@ class Gatherer:
         pods = await self._list(
             "Pod", ref.namespace, None, label_selector=selector_from_match_labels(selector)
         )
+        if not pods:
+            # A selector that matches nothing is usually a typo or a relabelling; the
+            # namespace's workloads show which labels the intended pods really carry.
+            for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+                await self._list(kind, ref.namespace, distance + 2)
         chosen = self._key_pods(pods)
         for pod in chosen:
             self.b.add_object(pod, distance + 1)
@@ -361,9 +294,11 @@ class Gatherer:
             await self._pvc_chain(pvc, distance)
 
     async def _namespace_rules(self, ns: str, pods: list[KubeObject], distance: int) -> None:
-        services, policies, hpas, *_ = await self._all(
+        services, _namespace, policies, hpas, *_ = await self._all(
             [
                 self._list("Service", ns, None),
+                # Its labels decide NetworkPolicy namespaceSelectors and Pod Security.
+                self._get(ObjectRef("Namespace", None, ns), distance + 1),
                 self._list("NetworkPolicy", ns, distance),
                 self._list("HorizontalPodAutoscaler", ns, None),
                 self._list("ResourceQuota", ns, distance),
@@ -441,11 +376,8 @@ class Gatherer:
         wanted: dict[ObjectRef, list[Dependency]] = {}
         for pod in pods:
             pod_ref, ns = kube.ref(pod), kube.namespace(pod)
-            named = [
-                (f"env {env}", h)
-                for _c, env, value in kube.env_values(pod.get("spec") or {})
-                for h in hosts_in_value(value)
-            ]
+            env = [(name, value) for _c, name, value in kube.env_values(pod.get("spec") or {})]
+            named = [(f"env {name}", h) for name, h in hosts_in_env(env)]
             for excerpt in self.b.logs.values():
                 if excerpt.pod == pod_ref.name and excerpt.namespace == ns:
                     named += [
@@ -480,6 +412,29 @@ class Gatherer:
                 return kube.ref(obj)
         return None
 
+    async def _services_in_warnings(self) -> bool:
+        """Follow in-cluster Services named by Warning events — an admission webhook that
+        refuses pods (``failed calling webhook ... Post "https://hook.ns.svc:443/..."``) —
+        to the pods behind them and what they mount. Returns whether anything was added."""
+        named: set[ObjectRef] = set()
+        for ref, events in self.b.events.items():
+            for event in events:
+                if not event.warning:
+                    continue
+                for host in hosts_in_log_line(event.message):
+                    service = service_ref_for(host.host, ref.namespace)
+                    if service is not None and not self.b.has(service):
+                        named.add(service)
+        if not named:
+            return False
+        services = await self._all(self._get(ref, 3) for ref in sorted(named)[:MAX_DEPENDENCIES])
+        behind: list[KubeObject] = []
+        for svc in services:
+            if svc is not None:
+                behind += await self._service(svc, 3)
+        await self._expand_pods(self._key_pods(behind)[:2], distance=4)
+        return True
+
     async def _events(self) -> None:
         """Events of the objects that matter, each read with its own field selector."""
         all_pods = {r: obj for r, obj in self.b.objects.items() if r.kind == "Pod"}
@@ -503,30 +458,6 @@ class Gatherer:
         )
         for ref, raw in zip(refs, results, strict=True):
             self.b.add_events(ref, raw)
-
-
-def dedupe_named(named: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    hosts = dedupe(h for _v, h in named)
-    first_via: dict[tuple[str, int | None], str] = {}
-    for via, host in named:
-        first_via.setdefault((host.host, host.port), via)
-    return [(first_via[(h.host, h.port)], h) for h in hosts]
-
-
-def _ingress_backends(ingress: KubeObject) -> set[str]:
-    spec = ingress.get("spec") or {}
-    backends = [spec.get("defaultBackend") or {}]
-    for rule in spec.get("rules") or []:
-        backends += [p.get("backend") or {} for p in (rule.get("http") or {}).get("paths") or []]
-    return {str(b["service"]["name"]) for b in backends if (b.get("service") or {}).get("name")}
-
-
-def _revision(rs: KubeObject) -> int:
-    value = (kube.meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision")
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
 
 
 async def gather(

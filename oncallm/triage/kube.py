@@ -311,3 +311,19 @@ def format_bytes(value: Decimal | int | None) -> str:
 
 def as_object(obj: KubeObject | None) -> KubeObject:
     return obj or {}
+
+
+def ingress_backends(ingress: KubeObject) -> set[str]:
+    spec = ingress.get("spec") or {}
+    backends = [spec.get("defaultBackend") or {}]
+    for rule in spec.get("rules") or []:
+        backends += [p.get("backend") or {} for p in (rule.get("http") or {}).get("paths") or []]
+    return {str(b["service"]["name"]) for b in backends if (b.get("service") or {}).get("name")}
+
+
+def revision(rs: KubeObject) -> int:
+    value = (meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision")
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from oncallm.sources.base import ObjectRef
-from oncallm.triage.dependencies import hosts_in_log_line, hosts_in_value, service_ref_for
+from oncallm.triage.dependencies import (
+    hosts_in_env,
+    hosts_in_log_line,
+    hosts_in_value,
+    service_ref_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +71,18 @@ def test_timestamps_are_not_hosts() -> None:
 def test_python_socket_address_tuples_are_hosts() -> None:
     line = "OSError: [Errno 111] Connect call failed ('10.0.131.17', 5432)"
     assert [(h.host, h.port) for h in hosts_in_log_line(line)] == [("10.0.131.17", 5432)]
+
+
+def test_bare_hosts_in_host_variables_take_their_port_sibling() -> None:
+    env = [("DB_HOST", "postgres"), ("DB_PORT", "5432"), ("LOG_LEVEL", "info"),
+           ("CACHE_ADDR", "redis-master.cache"), ("FEATURE_SERVICE", "true1")]  # fmt: skip
+    found = [(name, h.host, h.port) for name, h in hosts_in_env(env)]
+    assert ("DB_HOST", "postgres", 5432) in found
+    assert ("CACHE_ADDR", "redis-master.cache", None) in found
+    assert all(name != "LOG_LEVEL" for name, _h, _p in found)
+
+
+def test_public_names_are_not_services() -> None:
+    assert service_ref_for("example.com", "shop") is None
+    assert service_ref_for("billing.internal", "shop") is None
+    assert service_ref_for("postgres.data", "shop") == ObjectRef("Service", "data", "postgres")
