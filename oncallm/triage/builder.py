@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.context import (
-    AlertView,
+    AlertInput,
     Dependency,
     Event,
     Gap,
@@ -26,7 +26,7 @@ from oncallm.triage.targets import AlertTargets
 class ContextBuilder:
     def __init__(
         self,
-        alert: AlertView,
+        alert: AlertInput,
         targets: AlertTargets,
         *,
         cluster: str | None,

@@ -111,7 +111,9 @@ class Dependency:
 
 
 @dataclass(frozen=True)
-class AlertView:
+class AlertInput:
+    """The alert being triaged, as the queue or a payload file hands it over."""
+
     fingerprint: str
     alertname: str
     status: str
@@ -122,7 +124,7 @@ class AlertView:
 
 @dataclass(frozen=True)
 class TriageContext:
-    alert: AlertView
+    alert: AlertInput
     targets: AlertTargets
     cluster: str | None
     source_name: str

@@ -19,7 +19,7 @@ from oncallm.sources.base import ClusterSource, KubeObject, ObjectRef
 from oncallm.sources.selectors import label_selector_to_string, selector_from_match_labels
 from oncallm.triage import kube
 from oncallm.triage.builder import ContextBuilder
-from oncallm.triage.context import AlertView, Dependency, TriageContext
+from oncallm.triage.context import AlertInput, Dependency, TriageContext
 from oncallm.triage.dependencies import (
     dedupe_named,
     hosts_in_env,
@@ -45,7 +45,7 @@ MAX_DEPENDENCIES = 4
 class Gatherer(TriageReads):
     """One triage's walk through the cluster; ``run`` returns the frozen context."""
 
-    async def run(self, alert: AlertView, targets: AlertTargets) -> TriageContext:
+    async def run(self, alert: AlertInput, targets: AlertTargets) -> TriageContext:
         self.b = ContextBuilder(
             alert,
             targets,
@@ -462,7 +462,7 @@ class Gatherer(TriageReads):
 
 async def gather(
     source: ClusterSource,
-    alert: AlertView,
+    alert: AlertInput,
     targets: AlertTargets,
     limits: GatherLimits,
     source_name: str = "kubernetes",

@@ -9,16 +9,16 @@ cluster that cannot be reached yields an honest ``Unknown`` with the reason, not
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from oncallm.config import Settings, TriageSettings
 from oncallm.sources.base import ClusterSource, SourceError
 from oncallm.triage.analyze import rank_findings, recommend, run_analyzers
 from oncallm.triage.analyzers import Analyzer, registered
-from oncallm.triage.context import AlertView, Gap
+from oncallm.triage.context import AlertInput, Gap
 from oncallm.triage.gather import GatherLimits, gather
 from oncallm.triage.report import RESULT_SCHEMA, build_result
 from oncallm.triage.targets import AlertTargets, resolve_targets
@@ -26,16 +26,6 @@ from oncallm.triage.targets import AlertTargets, resolve_targets
 __all__ = ["RESULT_SCHEMA", "AlertInput", "PipelineOutput", "SourceCatalog", "TriagePipeline"]
 
 Progress = Callable[[str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class AlertInput:
-    fingerprint: str
-    alertname: str
-    status: str
-    starts_at: datetime
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -96,14 +86,6 @@ class TriagePipeline:
             timings[step] = round((now - since) * 1000, 3)
             return now
 
-        view = AlertView(
-            alert.fingerprint,
-            alert.alertname,
-            alert.status,
-            alert.starts_at,
-            alert.labels,
-            alert.annotations,
-        )
         await progress("targets")
         targets = resolve_targets(alert.labels)
         mark = lap("targets", started)
@@ -118,12 +100,12 @@ class TriagePipeline:
             mark = lap("gather", mark)
             timings["total"] = round((time.perf_counter() - started) * 1000, 3)
             result = build_result(
-                alert=view, targets=targets, ctx=None, analysis=None, ranking=None,
+                alert=alert, targets=targets, ctx=None, analysis=None, ranking=None,
                 recommendations=[], gaps=gaps, timings=timings,
             )  # fmt: skip
             return PipelineOutput(targets, result)
         source_name = "snapshot" if type(source).__name__ == "SnapshotSource" else "kubernetes"
-        ctx = await gather(source, view, targets, self.limits, source_name)
+        ctx = await gather(source, alert, targets, self.limits, source_name)
         gaps.extend(ctx.gaps)
         mark = lap("gather", mark)
 
@@ -140,7 +122,7 @@ class TriagePipeline:
 
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         result = build_result(
-            alert=view,
+            alert=alert,
             targets=targets,
             ctx=ctx,
             analysis=analysis,

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from oncallm.triage.analyze import Analysis
-from oncallm.triage.context import AlertView, Gap, TriageContext
+from oncallm.triage.context import AlertInput, Gap, TriageContext
 from oncallm.triage.findings import Finding
 from oncallm.triage.rank import Ranking
 from oncallm.triage.recommendations import Recommendation
@@ -20,7 +20,7 @@ from oncallm.triage.targets import AlertTargets
 RESULT_SCHEMA = "oncallm.triage/v1"
 
 
-def alert_block(alert: AlertView) -> dict[str, Any]:
+def alert_block(alert: AlertInput) -> dict[str, Any]:
     return {
         "fingerprint": alert.fingerprint,
         "alertname": alert.alertname,
@@ -66,7 +66,7 @@ def unknown_root(
 
 def build_result(
     *,
-    alert: AlertView,
+    alert: AlertInput,
     targets: AlertTargets,
     ctx: TriageContext | None,
     analysis: Analysis | None,

@@ -14,7 +14,7 @@ from typing import Any
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.builder import ContextBuilder
-from oncallm.triage.context import AlertView, Dependency, TriageContext
+from oncallm.triage.context import AlertInput, Dependency, TriageContext
 from oncallm.triage.targets import resolve_targets
 
 NOW = datetime(2026, 11, 26, 3, 15, tzinfo=UTC)
@@ -451,7 +451,7 @@ def context(
     ``focus`` ones (distance 0), events attached to the objects they involve."""
     labels = dict(alert or {"alertname": alertname or "KubePodNotReady", "namespace": "shop"})
     labels.setdefault("alertname", alertname or "KubePodNotReady")
-    view = AlertView("fp-test", labels["alertname"], "firing", ALERT_START, labels,
+    view = AlertInput("fp-test", labels["alertname"], "firing", ALERT_START, labels,
                      dict(annotations or {}))  # fmt: skip
     builder = ContextBuilder(view, resolve_targets(labels), cluster="prod-eu-1",
                              source_name="snapshot", now=now)  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 
 from oncallm.sources.base import ObjectRef
 from oncallm.triage.builder import ContextBuilder
-from oncallm.triage.context import AlertView, TriageContext
+from oncallm.triage.context import AlertInput, TriageContext
 from oncallm.triage.findings import Finding
 from oncallm.triage.rank import rank
 from oncallm.triage.targets import resolve_targets
@@ -31,7 +31,7 @@ def _obj(ref: ObjectRef, owner: ObjectRef | None = None) -> dict[str, Any]:
 
 def _context() -> TriageContext:
     labels = {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "checkout-1"}
-    alert = AlertView("f", "KubePodCrashLooping", "firing", datetime(2026, 11, 26, tzinfo=UTC),
+    alert = AlertInput("f", "KubePodCrashLooping", "firing", datetime(2026, 11, 26, tzinfo=UTC),
                       labels, {})  # fmt: skip
     builder = ContextBuilder(
         alert, resolve_targets(labels), cluster=None, source_name="snapshot",
