@@ -272,7 +272,8 @@ def triage(
 
     With neither --snapshot nor --kubeconfig, the clusters of the configuration are used.
     """
-    from oncallm.config import ClusterSettings, KubernetesSettings
+    from oncallm.config import ClusterSettings
+    from oncallm.sources.kubernetes import KubernetesSource
     from oncallm.sources.snapshot import SnapshotSource
     from oncallm.triage.markdown import render
     from oncallm.triage.oneshot import load_alerts, to_json, triage_alerts
@@ -288,11 +289,12 @@ def triage(
     async def run() -> list[dict[str, Any]]:
         if snapshot is not None:
             return await triage_alerts(alerts, SnapshotSource(snapshot), settings.triage)
-        kube = settings.kubernetes
         if kubeconfig is not None or context is not None:
-            only = ClusterSettings(kubeconfig=kubeconfig, context=context)
-            kube = KubernetesSettings(clusters={"cli": only}, default_cluster="cli")
-        pipeline = TriagePipeline.from_settings(settings.model_copy(update={"kubernetes": kube}))
+            # Built here so a missing file or unknown context is bad input (exit 2), not a
+            # gap on every result.
+            live = KubernetesSource(ClusterSettings(kubeconfig=kubeconfig, context=context))
+            return await triage_alerts(alerts, live, settings.triage)
+        pipeline = TriagePipeline.from_settings(settings)
         try:
             return [(await pipeline.run(a)).result for a in alerts]
         finally:

@@ -3,6 +3,7 @@ from the snapshot, reads that follow the alert's neighbourhood, and gaps for fai
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from oncallm.sources.snapshot import SnapshotSource
 from oncallm.triage.oneshot import load_alerts, triage_alerts
 from tests.fakes.kube_api import KubeApiFake
 from tests.support.schema import assert_valid_result
-from tests.support.services import REPO_ROOT
+from tests.support.services import REPO_ROOT, oncallm_env, run_oncallm
 
 CASE = REPO_ROOT / "evals" / "cases" / "configmap-missing-key-behind-service"
 CONFIGMAP = {"kind": "ConfigMap", "namespace": "shop", "name": "api-config"}
@@ -88,3 +89,20 @@ async def test_a_forbidden_read_is_a_gap_and_triage_carries_on(
     # The pod status alone still shows the missing key.
     assert result["root_cause"]["category"] == "ConfigError"
     assert result["root_cause"]["resource"] == CONFIGMAP
+
+
+def test_the_cli_triages_a_live_cluster_by_kubeconfig_context(
+    api: KubeApiFake, tmp_path: Path
+) -> None:
+    api.clear_faults()
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", context="prod-eu-1")
+    env = oncallm_env(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
+    args = ["triage", "--alert", str(CASE / "alert.json"), "--kubeconfig", str(kubeconfig)]
+    done = run_oncallm([*args, "--context", "prod-eu-1", "-f", "json"], env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)[0]
+    assert result["root_cause"]["resource"] == CONFIGMAP
+    done = run_oncallm([*args, "--context", "staging"], env)
+    assert done.returncode == 2
+    assert "staging" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
