@@ -20,6 +20,9 @@ from oncallm.triage.recommendations import Recommendation
 
 log = structlog.get_logger("oncallm.triage")
 
+# More steps than this bury the first one; the findings list keeps the rest.
+MAX_RECOMMENDATIONS = 8
+
 
 @dataclass(frozen=True)
 class Analysis:
@@ -63,6 +66,7 @@ def recommend(
     seen: set[str] = set()
     result: list[Recommendation] = []
     gaps: list[Gap] = []
+    victims = {id(f) for f in ranking.findings[1 : 1 + ranking.symptoms]}
     for finding in ranking.findings:
         analyzer = by_name.get(finding.analyzer)
         if analyzer is None:
@@ -74,6 +78,10 @@ def recommend(
             gaps.append(Gap(f"recommendations of {analyzer.name}", f"{type(exc).__name__}: {exc}"))
             continue
         for item in recommendations:
+            # A victim of the root cause gets its checks, never its own fixes: rolling back
+            # checkout does not bring back the database it cannot reach.
+            if id(finding) in victims and item.risk != "low":
+                continue
             if item.title not in seen:
                 seen.add(item.title)
                 result.append(item)
@@ -87,4 +95,4 @@ def recommend(
         except Exception:
             root_titles = set()
     result.sort(key=lambda r: (r.title not in root_titles, -r.confidence))
-    return result, gaps
+    return result[:MAX_RECOMMENDATIONS], gaps

@@ -31,6 +31,7 @@ class Ranking:
     root: Finding | None  # None: nothing certain enough — the root cause is Unknown
     findings: tuple[Finding, ...]  # ranked; the root first when there is one
     scores: dict[int, float]  # id(finding) -> score, for explanations and tests
+    symptoms: int = 0  # how many findings after the root are symptoms it explains
 
 
 def merge_duplicates(findings: Iterable[Finding]) -> list[Finding]:
@@ -181,4 +182,5 @@ def rank(ctx: TriageContext, findings: Iterable[Finding], min_confidence: float)
     by_id = {id(pool[i]): scores[i] for i in range(len(pool))}
     root_confidence = pool[best].confidence * relevance[best]
     root = pool[best] if root_confidence >= min_confidence else None
-    return Ranking(root, ranked, by_id)
+    symptoms = len(graph.descendants(best)) if root is not None else 0
+    return Ranking(root, ranked, by_id, symptoms)

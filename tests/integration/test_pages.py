@@ -6,6 +6,8 @@ import asyncio
 
 import httpx
 
+from oncallm.samples import load_sample, sample_cluster
+from tests.conftest import app_client, make_settings
 from tests.support.payloads import am_alert, am_notification, resolved
 
 WEBHOOK = "/api/v1/alerts/alertmanager"
@@ -52,3 +54,23 @@ async def test_unknown_fingerprint_says_not_seen_yet_and_refreshes(
     assert page.status_code == 404
     assert "Alert not seen yet" in page.text
     assert '<meta http-equiv="refresh" content="5">' in page.text
+
+
+async def test_the_page_shows_the_root_cause_evidence_and_what_to_do(database_url: str) -> None:
+    clusters = {"prod-eu-1": {"snapshot": str(sample_cluster())}}
+    settings = make_settings(database_url, kubernetes={"clusters": clusters})
+    async with app_client(settings) as client:
+        payload = load_sample("02-oom.json")
+        await client.post(WEBHOOK, json=payload)
+        path = f"/alerts/{payload['alerts'][0]['fingerprint']}"
+        for _ in range(200):
+            page = (await client.get(path)).text
+            if "<strong>succeeded</strong>" in page:
+                break
+            await asyncio.sleep(0.05)
+    assert "Root cause: OOMKilled" in page
+    assert "Culprit: <strong>Deployment shop/api</strong>" in page
+    assert "OOMKilled" in page
+    assert "<h3>What to do</h3>" in page
+    assert "kubectl -n shop" in page
+    assert "Inspected " in page
