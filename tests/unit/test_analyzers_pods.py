@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from oncallm.sources.base import ObjectRef
-from oncallm.triage.analyzers import pods
+from oncallm.triage.analyzers import crashlog, pods
 from oncallm.triage.context import Dependency, TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -378,3 +378,43 @@ def test_a_heap_flag_as_large_as_the_limit_is_named_with_a_smaller_heap_to_use()
     assert "kubectl -n shop set resources deployment/api -c api --limits=memory=2304Mi" in (
         rec.commands
     )
+
+
+def test_a_failing_init_container_is_named_with_the_line_that_says_why() -> None:
+    last = {"exitCode": 1, "reason": "Error", "startedAt": k.ts(3), "finishedAt": k.ts(2)}
+    migrate = k.container("db-migrate", image="registry.example.com/shop/api-migrations:5.12.0")
+    objs = _api([k.waiting_status("api", reason="PodInitializing", restarts=0)])
+    objs[2]["spec"]["initContainers"] = [migrate]
+    objs[2]["status"]["initContainerStatuses"] = [
+        k.waiting_status("db-migrate", restarts=17, last_terminated=last)
+    ]
+    log = (
+        "Flyway OSS Edition 10.17.3 by Redgate\n"
+        "WARNING: Flyway upgrade recommended: Flyway 10.21.0 is available.\n"
+        "ERROR: Validate failed: Migrations have failed validation\n"
+        "Migration checksum mismatch for migration version 5.11.3\n"
+        "-> Applied to database : 1827461923\n"
+        "-> Resolved locally    : -903827165\n"
+    )
+    ctx = k.context(objs, logs={("shop", POD, "db-migrate", True): log}, focus=[POD_REF])
+    (finding,), ledger = _run(ctx)
+    assert finding.category is Category.CrashLoop
+    assert finding.resource == API
+    assert finding.summary.startswith("init container db-migrate of Deployment shop/api")
+    assert "container api waits in PodInitializing" in finding.summary
+    # The wrapper says only that validation failed; the next line says what failed.
+    assert "'Migration checksum mismatch for migration version 5.11.3'" in finding.summary
+    cited = next(i for i in ledger.items() if i.id == finding.evidence[1])
+    assert "Validate failed" in cited.excerpt
+    assert "checksum mismatch" in cited.excerpt
+    (first, *_rest) = pods.ANALYZER.recommend(finding, ctx)
+    assert first.title == "Find why init container db-migrate of Deployment shop/api exits"
+
+
+def test_a_specific_error_line_is_quoted_as_it_is() -> None:
+    lines = ('ERROR: relation "invoices" does not exist', "Either create it or migrate")
+    assert crashlog.reason_at(lines, 0) == 0
+    wrapper = ("ERROR: Application run failed", "  at Main.run", "Caused by: boom")
+    assert crashlog.reason_at(wrapper, 0) == 2
+    # With nothing more specific close by, the wrapper is all there is to quote.
+    assert crashlog.reason_at(("ERROR: migration failed", "bye"), 0) == 0

@@ -11,15 +11,16 @@ workload — whose spec must change — as the culprit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, app_config, image_pulls, pods_advice
+from oncallm.triage.analyzers import Analyzer, app_config, crashlog, image_pulls, pods_advice
 from oncallm.triage.analyzers import podfacts as pf
+from oncallm.triage.analyzers.crashlog import headline_at
 from oncallm.triage.context import Event, TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -175,35 +176,6 @@ def _probe(
     return None
 
 
-# What a crash says about itself, most telling first: panics and uncaught exceptions, then
-# exception lines (``TypeError: ...``), then lines logged at error level.
-_HEADLINES = (
-    re.compile(r"\bPANIC\b"),  # PostgreSQL's most severe level, above FATAL
-    re.compile(
-        r"^\s*(?:panic:|fatal error:|Exception in thread|Uncaught\b|Unhandled\b)|"
-        r"caught signal|segmentation fault|core dumped",
-        re.I,
-    ),
-    re.compile(r"^\s*(?:[\w$]+\.)*[A-Za-z_$]*(?:Error|Exception)\b(?::|\s*$)"),
-    re.compile(
-        r"\b(?:FATAL|CRITICAL|ERROR)\b|\"level\":\s*(?:\"(?:error|fatal)\"|50|60)\b|"
-        r"level=(?:error|fatal)",
-        re.I,
-    ),
-)
-# Lines around a crash that say nothing about it: stack frames, carets, npm's banner.
-_NOISE = re.compile(r"^\s*(?:at |\^|\.\.\.|npm (?:notice|ERR! A complete log)|triggerUncaught)")
-
-
-def headline_at(lines: Sequence[str]) -> int | None:
-    """Where the line that best says why a process died is."""
-    for pattern in _HEADLINES:
-        for index in range(len(lines) - 1, -1, -1):
-            if pattern.search(lines[index]) and not _NOISE.search(lines[index]):
-                return index
-    return None
-
-
 def _crash(
     ctx: TriageContext, ledger: EvidenceLedger, pod: KubeObject, c: kube.ContainerState
 ) -> _Hit | None:
@@ -233,12 +205,13 @@ def _crash(
     lines: tuple[str, ...] = ()
     message = str(term.get("message") or "").splitlines()
     at = headline_at(message)
-    said = message[at].strip() if at is not None else None
+    said = message[crashlog.reason_at(message, at)].strip() if at is not None else None
     if log is not None:
         at = headline_at(log.lines)
         if at is not None:
-            said = log.lines[at].strip()
-            lines = log.lines[at : at + 4]
+            why = crashlog.reason_at(log.lines, at)
+            said = log.lines[why].strip()
+            lines = log.lines[at : max(at + 4, why + 2)]
         else:
             lines = log.error_lines[-5:] or log.last(5)
         evidence.append(ledger.cite_log(ns, name, c.name, log.previous, lines))
@@ -262,6 +235,13 @@ def _crash(
         "log_lines": list(lines),
         "headline": said or (lines[-1] if lines else None),
         "previous_log": bool(log and log.previous),
+        "init": c.init,
+        # An init container that keeps failing holds the app back: its containers wait.
+        "held": [
+            m.name
+            for m in kube.containers(pod, include_init=False)
+            if c.init and m.waiting_reason == "PodInitializing"
+        ],
     }
     return _Hit(Category.CrashLoop, pod, c, confidence, evidence, facts, blames)
 
@@ -318,8 +298,14 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
                 f"{f['initialDelaySeconds']}s){failure}"
             )
         return f"{probe} of {where} fails ({f['failures']}x), so it is not ready{failure}"
+    looping = f"{where} is crash-looping"
+    if f.get("init"):
+        held = ", ".join(f.get("held") or [])
+        looping = f"init {where} is crash-looping, so the pod never starts" + (
+            f" (container {held} waits in PodInitializing)" if held else ""
+        )
     text = (
-        f"{where} is crash-looping: exit code {f['exit_code']} ({f['exit_meaning']}), "
+        f"{looping}: exit code {f['exit_code']} ({f['exit_meaning']}), "
         f"{f['restarts']} restarts, last exit {f['last']}"
     )
     if f["headline"]:

@@ -109,10 +109,14 @@ def _crash(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendat
         pf.describe_pod(pod, ns),
         pf.pod_events(pod, ns),
     ]
+    which = "init container" if f.get("init") else "container"
     detail = (
-        f"Container {container} exits with code {f['exit_code']} ({f['exit_meaning']}) and has "
-        f"restarted {f['restarts']} times."
+        f"{which.capitalize()} {container} exits with code {f['exit_code']} "
+        f"({f['exit_meaning']}) and has restarted {f['restarts']} times."
     )
+    if f.get("init"):
+        # Init containers run to completion before the app starts: fixing this one is all.
+        detail += " The pod's other containers do not start until it succeeds."
     if f.get("log_lines"):
         detail += f" Its last log lines: {' | '.join(f['log_lines'][-3:])[:300]!r}."
     detail += (
@@ -121,7 +125,7 @@ def _crash(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendat
     )
     steps = [
         Recommendation(
-            f"Find why container {container} of {owner} exits", detail, tuple(confirm), "low", conf
+            f"Find why {which} {container} of {owner} exits", detail, tuple(confirm), "low", conf
         )
     ]
     undo = pf.rollout_undo(workload)
