@@ -54,7 +54,8 @@ class Gatherer(TriageReads):
             now=await self.source.now(),
             stale_after=self.limits.stale_after,
         )
-        subjects = [s for s in await self._all(self._resolve(t) for t in targets.targets) if s]
+        resolved = await self._all(self._resolve(t) for t in targets.targets)
+        subjects = [obj for found in resolved for obj in found]
         self.b.focus.update(kube.ref(s) for s in subjects)
         pods = await self._expand_subjects(subjects)
         await self._expand_pods(pods, distance=1)
@@ -64,7 +65,43 @@ class Gatherer(TriageReads):
             await self._events()  # of the objects that round added
         return self.b.build()
 
-    async def _resolve(self, target: Target) -> KubeObject | None:
+    async def _resolve_workload(self, target: Target) -> list[KubeObject]:
+        """A workload an alert names by convention (Istio's destination_workload, an Argo CD
+        application, a Kafka consumer group): a Deployment, StatefulSet or DaemonSet."""
+        kinds = ("Deployment", "StatefulSet", "DaemonSet")
+        if target.selector:
+            lists = [
+                self._list(k, target.namespace, None, label_selector=target.selector) for k in kinds
+            ]
+        elif target.namespace:
+            gets = [self._get(ObjectRef(k, target.namespace, target.name), 0) for k in kinds]
+            found = [obj for obj in await self._all(gets) if obj is not None]
+            if found:
+                return found
+            lists = []
+        else:
+            lists = [
+                self._list(k, None, None, field_selector=f"metadata.name={target.name}")
+                for k in kinds
+            ]
+        found = [obj for items in await self._all(lists) for obj in items][:3]
+        if not found:
+            where = f" in namespace {target.namespace}" if target.namespace else ""
+            self.b.add_gap(
+                f"workload {target.name} (label {target.label})",
+                f"no Deployment, StatefulSet or DaemonSet found{where}",
+            )
+        for obj in found:
+            self.b.add_object(obj, 0)
+        return found
+
+    async def _resolve(self, target: Target) -> list[KubeObject]:
+        if target.kind == "Workload":
+            return await self._resolve_workload(target)
+        found = await self._resolve_object(target)
+        return [found] if found is not None else []
+
+    async def _resolve_object(self, target: Target) -> KubeObject | None:
         if target.kind == "Namespace":
             return await self._get(ObjectRef("Namespace", None, target.name), 0)
         if target.namespace is None and target.kind != "Node":

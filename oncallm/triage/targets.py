@@ -10,6 +10,7 @@ named: on a volume alert from the kubelet it is just where the volume is mounted
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
@@ -51,11 +52,12 @@ class Target(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str
+    kind: str  # a Kubernetes kind, or "Workload": a Deployment/StatefulSet/DaemonSet by name
     name: str
     namespace: str | None = None
     container: str | None = None
     label: str
+    selector: str | None = None  # "Workload" found by label instead of name (Argo CD apps)
 
 
 class AlertTargets(BaseModel):
@@ -79,7 +81,65 @@ def _is_exporter_service(service: str, scrape_job: str) -> bool:
     return any(job in scrape_job and job in service for job in EXPORTER_JOBS)
 
 
-def resolve_targets(labels: Mapping[str, str]) -> AlertTargets:
+# Scrape jobs of exporters that report on something else (Elasticsearch, Kafka, Argo CD,
+# blackbox probes): without honor_labels, their series carry the *exporter's* pod,
+# service, container and namespace, and the subject's own labels as exported_*.
+_PROXY_EXPORTER = re.compile(r"exporter|argocd-metrics|blackbox", re.IGNORECASE)
+_EXPORTER_OWN_LABELS = ("pod", "service", "container", "namespace", "instance")
+# Alerts about the exporter itself: then its labels are the subject.
+_SCRAPE_HEALTH_ALERTS = re.compile(r"TargetDown|TargetMissing|ExporterDown|ScrapeError", re.I)
+# Labels that name a workload by convention, with the label naming its namespace.
+WORKLOAD_HINTS: tuple[tuple[str, str | None], ...] = (
+    ("destination_workload", "destination_workload_namespace"),  # Istio
+    ("workload", "workload_namespace"),
+    ("consumergroup", None),  # kafka-exporter: consumer groups are usually named after them
+    ("consumer_group", None),
+)
+
+
+def _subject_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels that describe the alert's subject rather than the scrape target."""
+    job = labels.get("job", "")
+    proxy = (
+        _PROXY_EXPORTER.search(job)
+        and "kube-state-metrics" not in job
+        and not any(node_job in job for node_job in NODE_SCRAPE_JOBS)  # reports on its node
+        and not _SCRAPE_HEALTH_ALERTS.search(labels.get("alertname", ""))
+    )
+    if not proxy:
+        return dict(labels)
+    subject = {k: v for k, v in labels.items() if k not in _EXPORTER_OWN_LABELS}
+    for key in _EXPORTER_OWN_LABELS:
+        if labels.get(f"exported_{key}"):
+            subject[key] = labels[f"exported_{key}"]
+    # Without exported_namespace, the exporter usually runs beside what it watches.
+    subject.setdefault("namespace", labels.get("namespace", ""))
+    return subject
+
+
+def _workload_hints(labels: Mapping[str, str], namespace: str | None) -> list[Target]:
+    hints = []
+    for label, namespace_label in WORKLOAD_HINTS:
+        name = labels.get(label)
+        if name:
+            where = labels.get(namespace_label) if namespace_label else None
+            hints.append(Target(kind="Workload", name=name, namespace=where or None, label=label))
+    if "argocd" in labels.get("job", "") and labels.get("name") and labels.get("dest_namespace"):
+        # Argo CD marks what an Application deploys with app.kubernetes.io/instance=<app>.
+        hints.append(
+            Target(
+                kind="Workload",
+                name=labels["name"],
+                namespace=labels["dest_namespace"],
+                label="name",
+                selector=f"app.kubernetes.io/instance={labels['name']}",
+            )
+        )
+    return hints
+
+
+def resolve_targets(alert_labels: Mapping[str, str]) -> AlertTargets:
+    labels = _subject_labels(alert_labels)
     namespace = labels.get("namespace") or None
     container = labels.get("container") or None
     targets: list[Target] = []
@@ -118,6 +178,8 @@ def resolve_targets(labels: Mapping[str, str]) -> AlertTargets:
     has_node = any(t.kind == "Node" for t in targets)
     if instance and not has_node and not named_objects and (node_job or lone_instance):
         targets.append(Target(kind="Node", name=_host(instance), label="instance"))
+    if not any(t.namespace for t in targets):
+        targets += _workload_hints(labels, namespace)
     if not targets and namespace:
         targets.append(Target(kind="Namespace", name=namespace, label="namespace"))
     return AlertTargets(

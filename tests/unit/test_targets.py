@@ -100,3 +100,33 @@ def test_the_exporters_own_service_label_is_not_the_subject() -> None:
     assert _kinds(app) == [("Service", "shop", "checkout")]
     ingress = {"ingress": "storefront-web", "namespace": "storefront"}
     assert _kinds(ingress) == [("Ingress", "storefront", "storefront-web")]
+
+
+def test_an_exporters_own_pod_is_not_the_subject_of_what_it_reports() -> None:
+    labels = {
+        "alertname": "ElasticsearchClusterYellow",
+        "job": "es-exporter-prometheus-elasticsearch-exporter",
+        "pod": "es-exporter-prometheus-elasticsearch-exporter-8dd89b56c-vf27q",
+        "service": "es-exporter-prometheus-elasticsearch-exporter",
+        "container": "exporter",
+        "namespace": "logging",
+        "instance": "10.0.34.34:9108",
+    }
+    assert _kinds(labels) == [("Namespace", None, "logging")]
+    exported = {**labels, "exported_namespace": "search", "exported_pod": "es-data-2"}
+    assert _kinds(exported) == [("Pod", "search", "es-data-2")]
+    down = {**labels, "alertname": "TargetDown"}
+    assert ("Pod", "logging", labels["pod"]) in _kinds(down)
+
+
+def test_workload_labels_of_meshes_and_exporters_name_workloads() -> None:
+    istio = {"destination_workload": "quote-service", "destination_workload_namespace": "pricing"}
+    assert _kinds(istio) == [("Workload", "pricing", "quote-service")]
+    kafka = {"consumergroup": "order-indexer", "namespace": "observability"}
+    assert _kinds(kafka) == [("Workload", None, "order-indexer")]
+    argo = {"job": "argocd-metrics", "name": "ledger-api", "dest_namespace": "ledger",
+            "namespace": "argocd", "pod": "argocd-application-controller-0"}  # fmt: skip
+    targets = resolve_targets(argo).targets
+    assert [(t.kind, t.namespace, t.selector) for t in targets] == [
+        ("Workload", "ledger", "app.kubernetes.io/instance=ledger-api")
+    ]

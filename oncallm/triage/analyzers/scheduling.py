@@ -184,7 +184,10 @@ def _unschedulable_finding(
             )
         ]
     if kinds & {"selector", "affinity"}:
-        summary += placement_text(ctx, spec, sole="resources" not in kinds)
+        # "matches no node" only when no other reason left a node in play (tainted nodes are
+        # dedicated ones), not when e.g. a volume's zone ruled out the rest: then some nodes
+        # may well match, and the nodes OncallM read are not all the nodes there are.
+        summary += placement_text(ctx, spec, sole=kinds <= {"selector", "affinity", "taint"})
     facts: dict[str, Any] = {
         "pod": kube.name(pod),
         "pods": sorted(kube.name(p) for p in pods),

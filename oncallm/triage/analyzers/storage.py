@@ -267,6 +267,7 @@ def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
     yield from _mount_findings(ctx, ledger)
     yield from _volume_findings(ctx, ledger)
     yield from volumes.write_failures(ctx, ledger)
+    yield from volumes.zone_conflicts(ctx, ledger)
     yield from volumes.filling_alert(ctx, ledger)
 
 

@@ -26,6 +26,8 @@ def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
         return [_mount(f, conf)]
     if problem == "filling":
         return [_filling(f, conf)]
+    if problem == "zone-conflict":
+        return [_zone_conflict(f, conf)]
     if str(problem).startswith("pv-"):
         return [_volume(f, conf)]
     return []
@@ -161,6 +163,28 @@ def _filling(f: Mapping[str, Any], conf: float) -> Recommendation:
         f"Free or grow the volume of claim {ns}/{claim}",
         detail,
         pf.unique(commands),
+        "medium",
+        conf,
+    )
+
+
+def _zone_conflict(f: Mapping[str, Any], conf: float) -> Recommendation:
+    ns, claim, zones = f["namespace"], f["claim"], ", ".join(f["zones"])
+    selector = ",".join(f"{k}={v}" for k, v in sorted(f.get("node_selector", {}).items()))
+    nodes = "kubectl get nodes -L topology.kubernetes.io/zone" + (
+        f" -l {selector}" if selector else ""
+    )
+    return Recommendation(
+        f"Give pod {f['pod']} a node in zone {zones}, or move claim {ns}/{claim}",
+        f"The data of claim {claim} lives on PersistentVolume {f['volume']} in {zones}; a "
+        "volume cannot follow a pod across zones. Add (or allow, via the pod's nodeSelector "
+        f"or affinity) schedulable nodes in {zones}, or restore the data from a snapshot into "
+        "a new claim in a zone the pod's nodes serve.",
+        (
+            kubectl("get", "pv", str(f["volume"]), "-o", "jsonpath={.spec.nodeAffinity}"),
+            nodes,
+            kubectl("describe", "pod", str(f["pod"]), namespace=ns),
+        ),
         "medium",
         conf,
     )

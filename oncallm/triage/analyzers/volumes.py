@@ -94,6 +94,86 @@ def write_failures(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Findi
             break
 
 
+ZONE_KEYS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+
+
+def _is_zone_key(key: Any) -> bool:
+    # CSI drivers use their own: topology.ebs.csi.aws.com/zone, topology.gke.io/zone, ...
+    return isinstance(key, str) and (key in ZONE_KEYS or key.endswith("/zone"))
+
+
+def pv_zones(pv: Mapping[str, Any]) -> list[str]:
+    """Zones a PersistentVolume is pinned to by its required node affinity."""
+    required = ((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}
+    return sorted(
+        {
+            value
+            for term in required.get("nodeSelectorTerms") or []
+            for expr in term.get("matchExpressions") or []
+            if _is_zone_key(expr.get("key")) and expr.get("operator") == "In"
+            for value in expr.get("values") or []
+        }
+    )
+
+
+def zone_conflicts(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
+    """A pod the scheduler cannot place because its bound volume lives in a zone where no
+    node it may use runs ("volume node affinity conflict"): the claim is the culprit — its
+    data has to move, or nodes the pod may use have to exist in that zone."""
+    for pod in pf.live_pods(ctx):
+        ref = pf.pod_ref(pod)
+        conflicts = [
+            e
+            for e in ctx.warnings_of(ref, "FailedScheduling")
+            if "volume node affinity" in e.message
+        ]
+        if not conflicts:
+            continue
+        for claim in pf.claims_of(pod):
+            pvc = ctx.objects.get(claim) or {}
+            pv_name = (pvc.get("spec") or {}).get("volumeName")
+            pv = ctx.get("PersistentVolume", None, str(pv_name)) if pv_name else None
+            zones = pv_zones(pv) if pv else []
+            if not zones:
+                continue
+            node_zones = sorted(
+                {
+                    str(kube.labels(n).get(ZONE_KEYS[0]) or kube.labels(n).get(ZONE_KEYS[1]))
+                    for n in ctx.of_kind("Node")
+                    if kube.labels(n).get(ZONE_KEYS[0]) or kube.labels(n).get(ZONE_KEYS[1])
+                }
+            )
+            event = conflicts[-1]
+            cited = (
+                ledger.cite_event(ref, event.reason, event.describe()),
+                ledger.cite_object(
+                    kube.ref(pv or {}), "spec.nodeAffinity", f"zones: {', '.join(zones)}"
+                ),
+            )
+            where = f" (nodes read are in {', '.join(node_zones)})" if node_zones else ""
+            yield Finding(
+                category=Category.VolumeFailure,
+                summary=f"{claim} is bound to PersistentVolume {pv_name} in zone "
+                f"{', '.join(zones)}, and no node pod {ref.name} may run on is in that "
+                f"zone{where}: the scheduler reports a volume node affinity conflict",
+                subject=ref,
+                resource=claim,
+                evidence=cited,
+                confidence=0.85,
+                analyzer=NAME,
+                facts={
+                    "problem": "zone-conflict",
+                    "claim": claim.name,
+                    "namespace": claim.namespace,
+                    "volume": pv_name,
+                    "zones": zones,
+                    "node_zones": node_zones,
+                    "pod": ref.name,
+                    "node_selector": (pod.get("spec") or {}).get("nodeSelector") or {},
+                },
+            )
+
+
 def _claim_written(pod: KubeObject, container: str, line: str) -> ObjectRef | None:
     """The claim a failed write went to: the mount the path in the line falls under, else
     the container's only claim."""
