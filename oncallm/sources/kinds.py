@@ -63,6 +63,7 @@ KINDS: dict[str, KindInfo] = {
             "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", "clusterrolebindings", False
         ),
         KindInfo("Certificate", "cert-manager.io", "v1", "certificates", True),
+        KindInfo("APIService", "apiregistration.k8s.io", "v1", "apiservices", False),
     )
 }
 

@@ -40,6 +40,7 @@ EVENTFUL = frozenset(
     }
 )  # fmt: skip
 MAX_DEPENDENCIES = 4
+METRICS_API = "v1beta1.metrics.k8s.io"  # what HPAs read CPU and memory from
 
 
 class Gatherer(TriageReads):
@@ -359,6 +360,21 @@ class Gatherer(TriageReads):
             target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
             if ObjectRef(str(target.get("kind")), ns, str(target.get("name"))) in workloads:
                 self.b.add_object(hpa, distance)
+                if kube.condition_is(hpa, "ScalingActive", "False"):
+                    await self._metrics_api(distance + 1)
+
+    async def _metrics_api(self, distance: int) -> None:
+        """An HPA that cannot read metrics is blind because the resource metrics API is
+        down: follow that APIService to the Service and pods serving it (metrics-server)."""
+        api = await self._get(ObjectRef("APIService", None, METRICS_API), distance)
+        service = ((api or {}).get("spec") or {}).get("service") or {}
+        if not service.get("name"):
+            return
+        ref = ObjectRef("Service", service.get("namespace") or None, str(service["name"]))
+        svc = await self._get(ref, distance + 1)
+        if svc is not None:
+            pods = await self._service(svc, distance + 1)
+            await self._expand_pods(self._key_pods(pods)[:2], distance + 2)
 
     async def _service_endpoints(self, svc: KubeObject, distance: int) -> None:
         ref = kube.ref(svc)
