@@ -34,6 +34,7 @@ def registered() -> tuple[Analyzer, ...]:
     """Every analyzer, in a stable order (the order only breaks exact score ties)."""
     from oncallm.triage.analyzers import (  # imported lazily: each module registers one
         config,
+        mounted_files,
         nodes,
         pods,
         scheduling,
@@ -47,6 +48,7 @@ def registered() -> tuple[Analyzer, ...]:
         module.ANALYZER
         for module in (
             config,
+            mounted_files,
             pods,
             scheduling,
             storage,
