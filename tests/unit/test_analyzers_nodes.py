@@ -135,3 +135,32 @@ def test_eviction_for_its_own_ephemeral_storage_limit_blames_the_workload() -> N
     (finding,) = _run(k.context([evicted, rs, k.deployment("api")], events=[ev]))
     assert finding.resource == ObjectRef("Deployment", "shop", "api")
     assert finding.blames == ()
+    assert "exceeded its own ephemeral-storage limit 1Gi" in finding.summary
+
+
+def test_evictions_for_an_own_limit_on_several_nodes_are_one_finding() -> None:
+    pods = []
+    for name, node, message in (
+        (
+            "api-7d9f8b6c5-a1",
+            "node-a",
+            'Usage of EmptyDir volume "cache" exceeds the limit "1Gi". ',
+        ),
+        (
+            "api-7d9f8b6c5-b2",
+            "node-b",
+            'Usage of EmptyDir volume "cache" exceeds the limit "1Gi". ',
+        ),
+    ):
+        pod = k.pod(name, owner=RS, phase="Failed", node=node, statuses=[])
+        pod["status"].update(reason="Evicted", message=message)
+        pods.append(pod)
+    events = [
+        k.event(ObjectRef("Pod", "shop", p["metadata"]["name"]), "Evicted", p["status"]["message"])
+        for p in pods
+    ]
+    rs = k.replicaset(RS.name, "api", revision=4, replicas=3)
+    (finding,) = _run(k.context([*pods, rs, k.deployment("api")], events=events))
+    assert finding.resource == ObjectRef("Deployment", "shop", "api")
+    assert "2 pod(s) of Deployment shop/api evicted on 2 node(s)" in finding.summary
+    assert "emptyDir volume cache's sizeLimit 1Gi" in finding.summary

@@ -183,6 +183,53 @@ def test_a_failed_job_is_named_with_exit_codes_and_the_last_error_line() -> None
     )
 
 
+def _evicted_job(message: str, nodes: tuple[str, ...]) -> list[Any]:
+    job = k.job("backfill", failed=len(nodes), conditions=[
+        k.job_condition("Failed", "BackoffLimitExceeded", BACKOFF)])  # fmt: skip
+    pods = []
+    for index, node in enumerate(nodes):
+        pod = k.pod(f"backfill-{index}x2p", "batch", owner=ObjectRef("Job", "batch", "backfill"),
+                    phase="Failed", node=node, containers=[k.container(
+                        "backfill", limits={"ephemeral-storage": "2Gi"})],
+                    statuses=[k.terminated_status("backfill", exit_code=137)],
+                    restart_policy="Never")  # fmt: skip
+        pod["status"].update(reason="Evicted", message=message)
+        pods.append(pod)
+    return [job, *pods]
+
+
+def test_pods_evicted_for_their_own_storage_limit_are_named_with_the_limit() -> None:
+    message = "Pod ephemeral local storage usage exceeds the total limit of containers 2Gi. "
+    log = "INFO progress 5001/48211, workdir 1.98 GiB\nWARNING slow download IMG_18633.CR2\n"
+    ctx = k.context(
+        _evicted_job(message, ("node-a", "node-b", "node-c")),
+        logs={("batch", "backfill-0x2p", "backfill", False): log},
+    )
+    finding = only(analyze(ctx), Category.JobFailed)
+    assert finding.resource == ObjectRef("Job", "batch", "backfill")
+    assert finding.confidence >= 0.9
+    assert (
+        "3 pods evicted on 3 nodes for exceeding their own ephemeral-storage limit 2Gi"
+        in finding.summary
+    )
+    # The containers were stopped by the eviction: their exit code and last line say nothing.
+    assert "exit 137" not in finding.summary
+    assert "WARNING" not in finding.summary
+    assert finding.blames == ()
+    assert "log:batch/backfill-0x2p/backfill/current" in finding.evidence
+    steps = workloads.ANALYZER.recommend(finding, ctx)
+    assert any("limits.ephemeral-storage" in s.detail for s in steps)
+
+
+def test_pods_evicted_for_node_pressure_blame_their_nodes() -> None:
+    message = "The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi. "
+    ctx = k.context(_evicted_job(message, ("node-a", "node-a")))
+    finding = only(analyze(ctx), Category.JobFailed)
+    assert "2 pods Evicted: 'The node was low on resource: ephemeral-storage." in finding.summary
+    assert finding.blames == (ObjectRef("Node", None, "node-a"),)
+    assert finding.confidence < 0.9
+
+
 def test_a_job_that_completed_after_retries_is_fine() -> None:
     done = k.job("export-orders", failed=2, succeeded=1, conditions=[
         k.job_condition("Complete", "Completed", "")])  # fmt: skip

@@ -5,7 +5,10 @@ is fine, and so is a CronJob whose latest finished run succeeded. A failed Job i
 with its reason (``BackoffLimitExceeded``, ``DeadlineExceeded``), the exit codes of its
 failed pods and the last error lines they logged; the culprit is the CronJob that owns
 it, else the Job. Pods that never ran their command (pending, image or config errors) or
-were OOMKilled are blamed, so the deeper finding about them ranks as the cause.
+were OOMKilled are blamed, so the deeper finding about them ranks as the cause. Pods the
+kubelet failed as a whole are named by the pod's own reason and message: an eviction for
+the pod's own ephemeral-storage limit is the Job's to fix (named with the limit), one for
+node pressure blames the Node.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
+from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.analyzers.phrases import error_lines, headline, plural, pod_state
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -61,6 +65,28 @@ def _never_ran(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+def _ended_phrase(ended: list[tuple[KubeObject, tuple[str, str]]]) -> str:
+    """What ended the pods the kubelet failed as a whole, most common reason first:
+    ``4 pods evicted for exceeding their own ephemeral-storage limit 2Gi (...)``."""
+    messages = [message for _p, (_why, message) in ended]
+    own = [limit for m in messages if (limit := pf.own_limit_eviction(m)) is not None]
+    if own and len(own) == len(ended):
+        nodes = {(p.get("spec") or {}).get("nodeName") for p, _f in ended}
+        where = f" on {plural(len(nodes), 'node')}" if len(nodes) > 1 else ""
+        return (
+            f"{plural(len(ended), 'pod')} evicted{where} for exceeding their own {own[0]}: "
+            f"{pf.tidy(messages[0])!r}"
+        )
+    by_reason: dict[str, list[str]] = {}
+    for _p, (why, message) in ended:
+        by_reason.setdefault(why, []).append(message)
+    ordered = sorted(by_reason.items(), key=lambda item: -len(item[1]))
+    return "; ".join(
+        f"{plural(len(msgs), 'pod')} {why}" + (f": {pf.tidy(msgs[0])!r}" if msgs[0] else "")
+        for why, msgs in ordered
+    )
+
+
 def _job_finding(
     ctx: TriageContext,
     ledger: EvidenceLedger,
@@ -87,7 +113,25 @@ def _job_finding(
     log_lines: list[str] = []
     failed_pod: str | None = None
     container: str | None = None
+    # Pods the kubelet failed as a whole (evicted, past their deadline): their containers'
+    # exit 137 only says they were stopped, the pod's reason and message say why.
+    ended = [(p, failure) for p in pods if (failure := pf.pod_failure(p)) is not None]
+    for pod, (why, message) in ended[:2]:
+        evidence.append(
+            ledger.cite_object(kube.ref(pod), "status", f"phase=Failed reason={why}: {message}")
+        )
+    for pod, _failure in ended:
+        # What the pod was doing when it was stopped (a work dir growing, a loop stalling).
+        ns, name = ref.namespace or "", kube.name(pod)
+        logs = [ctx.log(ns, name, c.name, False) for c in kube.containers(pod)]
+        log = next((x for x in logs if x is not None), None)
+        if log is not None:
+            evidence.append(ledger.cite_log(ns, name, log.container, False, log.last(8)))
+            failed_pod, container = name, log.container
+            break
     for pod in pods:
+        if pf.pod_failure(pod) is not None:
+            continue
         found = _exit(pod)
         if found is None:
             continue
@@ -112,6 +156,12 @@ def _job_finding(
     stuck = [p for p in pods if _never_ran(p)]
     subject = f"{cronjob}: its run {ref.name}" if cronjob else str(ref)
     parts = [f"{subject} failed ({reason}: {cond.get('message') or 'no message'})"]
+    own_limit = None
+    if ended:
+        parts.append(_ended_phrase(ended))
+        own_limit = next(
+            (o for _p, (_w, m) in ended if (o := pf.own_limit_eviction(m)) is not None), None
+        )
     if exits:
         codes = {e.split("/", 1)[1] for e in exits}  # "container exit 1 (Error)"
         if len(codes) == 1 and len(exits) > 1:
@@ -121,18 +171,30 @@ def _job_finding(
     elif stuck:
         parts.append("pods: " + ", ".join(f"{kube.name(p)} {pod_state(p)}" for p in stuck[:3]))
     if log_lines:
-        parts.append(f"last error: {log_lines[-1][:200]}")
+        # A log that ends without an error is quoted as what it is, not as the error.
+        said = "last error" if error_lines(log_lines) else "last log line"
+        parts.append(f"{said}: {log_lines[-1][:200]}")
     if history and history[0] > 1:
         parts.append(f"{history[0]} of the last {history[1]} runs failed")
+    # Pods evicted for node pressure died of their node: blame it so its finding ranks first.
+    node_blames = tuple(
+        dict.fromkeys(
+            ObjectRef("Node", None, str(node))
+            for p, (why, message) in ended
+            if why == "Evicted"
+            and pf.own_limit_eviction(message) is None
+            and (node := (p.get("spec") or {}).get("nodeName"))
+        )
+    )
     return Finding(
         Category.JobFailed,
         "; ".join(parts),
         ref,
         cronjob or ref,
         tuple(evidence),
-        0.9 if exits or not stuck else 0.6,
+        0.6 if node_blames or (stuck and not exits) else 0.9,
         analyzer,
-        blames=tuple(kube.ref(p) for p in stuck),
+        blames=(*(kube.ref(p) for p in stuck), *node_blames),
         facts={
             "job": ref.name,
             "namespace": ref.namespace,
@@ -143,6 +205,8 @@ def _job_finding(
             "exits": exits,
             "log_lines": log_lines,
             "backoff_limit": (job.get("spec") or {}).get("backoffLimit", 6),
+            "own_limit": own_limit,
+            "ended": [f"{kube.name(p)} {why}: {message}" for p, (why, message) in ended],
         },
     )
 
@@ -192,6 +256,32 @@ def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
             finding.confidence,
         )
     ]
+    if facts.get("own_limit"):
+        # Titled as the nodes analyzer titles the same eviction, so the step is given once.
+        owner = pf.owner_phrase(
+            ObjectRef("CronJob", ns, facts["cronjob"])
+            if facts.get("cronjob")
+            else ObjectRef("Job", ns, job)
+        )
+        # A Job's pod template is immutable: the Job is recreated from its manifest.
+        how = (
+            kubectl("edit", f"cronjob/{facts['cronjob']}", namespace=ns)
+            if facts.get("cronjob")
+            else kubectl("get", "job", job, "-o", "yaml", namespace=ns)
+            + " > job.yaml  # raise the limit, drop status/uid/selector, then replace --force"
+        )
+        steps.append(
+            Recommendation(
+                f"Give {owner} room for its local files",
+                f"Its pods were evicted for exceeding their own {facts['own_limit']}, on "
+                "whichever node they ran. Raise resources.limits.ephemeral-storage, or write the "
+                "work files to an emptyDir with a sizeLimit (or a PVC) and delete each one once "
+                "processed.",
+                (how,),
+                "medium",
+                finding.confidence,
+            )
+        )
     if facts.get("cronjob"):
         cronjob = facts["cronjob"]
         steps.append(

@@ -51,7 +51,6 @@ NODE_EVENTS = (
     "FreeDiskSpaceFailed",
     "NodeNotReady",
 )
-_OWN_LIMIT = re.compile(r"exceeds the total limit of containers|exceeded its local ephemeral", re.I)
 _LOW_ON = re.compile(r"low on resource: (?P<resource>[\w-]+)")
 _USING = re.compile(r"Container (?P<ctr>\S+) was using (?P<used>\S+), request is (?P<req>[^\s,]+)")
 
@@ -205,8 +204,10 @@ def _evictions(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
         message = str(status.get("message") or (events[-1].message if events else ""))
         evidence = [ledger.cite_object(ref, "status", f"phase=Failed reason=Evicted: {message}")]
         evidence += [ledger.cite_event(ref, e.reason, e.describe()) for e in events[-1:]]
-        own = bool(_OWN_LIMIT.search(message))
-        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        own = pf.own_limit_eviction(message) is not None
+        # An eviction for the pod's own limit follows the workload to every node it runs on:
+        # one finding per workload, not per node.
+        node = "" if own else str((pod.get("spec") or {}).get("nodeName") or "")
         groups.setdefault((ctx.workload_of(pod), node, own), []).append((pod, evidence))
     for (workload, node, own), entries in groups.items():
         pods = [p for p, _e in entries]
@@ -216,12 +217,12 @@ def _evictions(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
         low = _LOW_ON.search(message)
         using = _USING.search(message)
         reason = f"the node was low on {low['resource']}" if low else message[:200]
+        where = f"from node {node or '?'}"
         if own:
-            reason = f"it exceeded its own ephemeral-storage limit ({message[:160]})"
-        summary = (
-            f"{len(pods)} pod(s) of {pf.owner_phrase(workload)} evicted from node {node or '?'}: "
-            f"{reason}"
-        )
+            reason = f"it exceeded its own {pf.own_limit_eviction(message)} ({message[:160]})"
+            nodes = {str((p.get("spec") or {}).get("nodeName") or "?") for p in pods}
+            where = f"on {len(nodes)} node(s)"
+        summary = f"{len(pods)} pod(s) of {pf.owner_phrase(workload)} evicted {where}: {reason}"
         if using:
             summary += (
                 f"; container {using['ctr']} was using {_amount(using['used'])} "

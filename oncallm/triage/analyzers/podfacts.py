@@ -31,6 +31,49 @@ NO_SPACE = re.compile(
 )
 
 
+# The kubelet's messages when it evicts a pod for its *own* limits (pkg/kubelet/eviction):
+# the workload wrote more than it declared, however much the node had free — so the fix
+# is in the workload, not the node. Each maps to how a person names the limit.
+_QUOTED = (
+    r"\"?([^\"\s]+?)\"?\.?(?:\s|$)"  # a name or quantity, maybe quoted, maybe ending a sentence
+)
+_OWN_LIMIT_EVICTIONS = (
+    (
+        re.compile(
+            r"ephemeral local storage usage exceeds the total limit of containers " + _QUOTED
+        ),
+        "ephemeral-storage limit {0} (all containers together)",
+    ),
+    (
+        re.compile(r"Container (\S+) exceeded its local ephemeral storage limit " + _QUOTED),
+        "ephemeral-storage limit {1} (container {0})",
+    ),
+    (
+        re.compile(r"Usage of EmptyDir volume \"?([^\"\s]+?)\"? exceeds the limit " + _QUOTED),
+        "emptyDir volume {0}'s sizeLimit {1}",
+    ),
+)
+
+
+def own_limit_eviction(message: str) -> str | None:
+    """``ephemeral-storage limit 2Gi (all containers together)`` when an eviction message
+    says the pod outgrew a limit of its own; None for node-pressure evictions."""
+    for pattern, phrase in _OWN_LIMIT_EVICTIONS:
+        if match := pattern.search(message):
+            return phrase.format(*match.groups())
+    return None
+
+
+def pod_failure(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) when the kubelet failed the pod as a whole — ``Evicted``,
+    ``DeadlineExceeded``, ``Shutdown``, ``NodeLost`` — rather than a container exiting: the
+    containers' exit codes (137, from being stopped) then say nothing about why."""
+    status = pod.get("status") or {}
+    if kube.pod_phase(pod) != "Failed" or not status.get("reason"):
+        return None
+    return str(status["reason"]), str(status.get("message") or "").strip()
+
+
 # A log line's leading timestamp: ``2026-11-26 03:12:04.013 UTC``, ``[2026/11/12 08:05:15]``.
 _LOG_TIME = re.compile(
     r"^\s*\[?\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
