@@ -5,8 +5,9 @@ It owns ``ConfigError``: the kubelet refusing to create a container
 ConfigMaps/Secrets (``FailedMount``), a referenced key absent from an object that was read,
 a command that is not in the image, and applications that exit complaining about their
 own configuration (``missing required env DATABASE_URL``, ``flag provided but not
-defined``). The culprit is the ConfigMap or Secret that lacks what the pod reads, or the
-workload when its own env, command or args are wrong.
+defined``), or a server bound to a loopback address that its probes cannot reach
+(:mod:`loopback`). The culprit is the ConfigMap or Secret that lacks what the pod reads,
+or the workload when its own env, command or args are wrong.
 What applications say about their configuration is read in :mod:`app_config`, which the
 pods analyzer shares, so a crash caused by configuration is reported once, here, and not
 again as a plain crash loop.
@@ -22,7 +23,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, app_config, config_advice
+from oncallm.triage.analyzers import Analyzer, app_config, config_advice, loopback
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -315,6 +316,7 @@ def _finding(ctx: TriageContext, problem: _Problem) -> Finding:
 def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
     for problem in _collect(ctx, ledger).problems.values():
         yield _finding(ctx, problem)
+    yield from loopback.findings(ctx, ledger, NAME)
 
 
 ANALYZER = Analyzer(

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from oncallm.sources.base import ObjectRef
+from oncallm.triage.analyzers import loopback
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import TriageContext
 from oncallm.triage.findings import Finding
@@ -25,6 +26,8 @@ def _keys_command(kind: str, name: str, ns: str | None) -> str:
 
 def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
     f = finding.facts
+    if f.get("problem") == loopback.PROBLEM:
+        return loopback.recommend(finding)
     ns, pod, kind, name = f.get("namespace"), str(f["pod"]), f["culprit_kind"], f["culprit_name"]
     workload = pf.workload_from_facts(f)
     confirm = [pf.describe_pod(pod, workload.namespace), pf.pod_events(pod, workload.namespace)]
