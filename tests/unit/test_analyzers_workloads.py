@@ -254,6 +254,77 @@ def test_a_cronjob_whose_latest_run_failed_is_the_culprit() -> None:
     assert analyze(k.context([k.cronjob("nightly-report"), older, ok, *latest])) == []
 
 
+FEED = ObjectRef("CronJob", "batch", "feed-export")
+SKIPPED = "Not starting job because prior execution is running and concurrency policy is Forbid"
+
+
+def _feed_runs(*, hung_minutes: float, took_minutes: float = 6, every: float = 20) -> list[Any]:
+    """Two successful runs ``every`` minutes apart, then one still active."""
+    runs: list[Any] = []
+    for index, ago in enumerate((hung_minutes + 2 * every, hung_minutes + every)):
+        done = k.job(
+            f"feed-export-2991{index}",
+            owner=FEED,
+            succeeded=1,
+            started_minutes_ago=ago,
+            conditions=[k.job_condition("Complete", "Completed", "", ago - took_minutes)],
+        )
+        done["status"]["completionTime"] = k.ts(ago - took_minutes)
+        runs.append(done)
+    active = k.job("feed-export-29919", owner=FEED, active=1, started_minutes_ago=hung_minutes)
+    pod = k.pod(
+        "feed-export-29919-jzrqw",
+        "batch",
+        owner=ObjectRef("Job", "batch", active["metadata"]["name"]),
+        containers=[k.container("export")],
+        statuses=[k.running_status("export")],
+        restart_policy="Never",
+    )
+    return [k.cronjob("feed-export", schedule="*/20 * * * *"), *runs, active, pod]  # fmt: skip
+
+
+def test_a_hung_run_blocking_a_forbid_cronjob_is_the_culprit() -> None:
+    skipped = k.event(FEED, "JobAlreadyActive", SKIPPED, type_="Normal", count=3)
+    log = (
+        'time=2026-11-26T02:10:38Z level=INFO msg="upload progress" sent_mib=8.0\n'
+        'time=2026-11-26T02:10:43Z level=INFO msg="upload progress" sent_mib=12.0\n'
+    )
+    ctx = k.context(
+        _feed_runs(hung_minutes=65),
+        events=[skipped],
+        logs={("batch", "feed-export-29919-jzrqw", "export", False): log},
+        alert={"alertname": "CronJobLastSuccessTooOld", "namespace": "batch",
+               "cronjob": "feed-export"},
+    )  # fmt: skip
+    finding = only(analyze(ctx), Category.JobFailed)
+    assert finding.resource == ObjectRef("Job", "batch", "feed-export-29919")
+    assert finding.confidence >= 0.85
+    assert "has been running for 65m without finishing" in finding.summary
+    assert "earlier successful runs took at most 6m" in finding.summary
+    assert "3 scheduled runs were skipped (JobAlreadyActive)" in finding.summary
+    assert "its log has been silent for 64m" in finding.summary
+    assert "sent_mib=12.0" in finding.summary
+    text = commands(finding, ctx)
+    assert "kubectl -n batch delete job feed-export-29919" in text
+    assert '"activeDeadlineSeconds":1200' in text
+
+
+def test_a_hung_run_is_found_after_the_skip_events_aged_out() -> None:
+    finding = only(analyze(k.context(_feed_runs(hung_minutes=65))), Category.JobFailed)
+    assert "3 scheduled runs were skipped" in finding.summary
+    assert "JobAlreadyActive" not in finding.summary
+    assert finding.confidence < 0.85
+
+
+def test_a_run_within_its_usual_time_or_not_blocking_is_no_finding() -> None:
+    assert analyze(k.context(_feed_runs(hung_minutes=5))) == []
+    # A CronJob whose runs take most of the interval is judged by its own history.
+    assert analyze(k.context(_feed_runs(hung_minutes=35, took_minutes=25, every=30))) == []
+    allow = _feed_runs(hung_minutes=65)
+    allow[0]["spec"]["concurrencyPolicy"] = "Allow"
+    assert analyze(k.context(allow)) == []
+
+
 # --- ScalingLimit -----------------------------------------------------------------------------
 
 CPU_NOW = [{"type": "Resource", "resource": {"name": "cpu", "current": {

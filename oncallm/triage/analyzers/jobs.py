@@ -8,7 +8,8 @@ it, else the Job. Pods that never ran their command (pending, image or config er
 were OOMKilled are blamed, so the deeper finding about them ranks as the cause. Pods the
 kubelet failed as a whole are named by the pod's own reason and message: an eviction for
 the pod's own ephemeral-storage limit is the Job's to fix (named with the limit), one for
-node pressure blames the Node.
+node pressure blames the Node. A run that hangs and blocks a Forbid CronJob's schedule is
+found by :mod:`cronjobs`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
+from oncallm.triage.analyzers import cronjobs
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.analyzers.phrases import error_lines, headline, plural, pod_state
 from oncallm.triage.context import TriageContext
@@ -225,10 +227,13 @@ def findings(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Itera
             continue  # the latest finished run succeeded: older failures are history
         failures = sum(1 for j in done if _failed(j) is not None)
         yield _job_finding(ctx, ledger, analyzer, done[-1], cronjob, (failures, len(done)))
+    yield from cronjobs.hung_runs(ctx, ledger, analyzer)
 
 
 def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
     facts = finding.facts
+    if facts.get("rule") == cronjobs.RULE:
+        return cronjobs.recommend(finding)
     ns, job = facts["namespace"], facts["job"]
     commands = [
         kubectl("describe", "job", job, namespace=ns),
