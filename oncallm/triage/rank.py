@@ -24,6 +24,7 @@ SYMPTOM_WEIGHT = 0.85
 # Relevance by distance (hops from the alerted objects) for findings not otherwise tied in.
 DISTANCE_RELEVANCE = {0: 1.0, 1: 0.85, 2: 0.7}
 FAR_RELEVANCE = 0.45
+NEAR_RELEVANCE = 0.85
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,12 @@ def near_focus(ctx: TriageContext) -> set[ObjectRef]:
 
 def _own_relevance(ctx: TriageContext, finding: Finding, near: set[ObjectRef]) -> float:
     refs = {finding.subject, *([finding.resource] if finding.resource else [])}
-    if refs & near:
+    if refs & ctx.focus:
         return 1.0
+    if refs & near:
+        # A sibling pod's trouble matters, but the alerted pod's own problem is the answer
+        # to the alert about it.
+        return NEAR_RELEVANCE
     distance = min((ctx.distance.get(r, 99) for r in refs), default=99)
     return DISTANCE_RELEVANCE.get(distance, FAR_RELEVANCE)
 

@@ -114,3 +114,14 @@ def test_a_crash_that_blames_its_dependency_is_explained_by_it() -> None:
     assert ranking.root is not None
     assert ranking.root.category == Category.DependencyFailure
     assert ranking.root.resource == POSTGRES_SVC
+
+
+def test_the_alerted_pods_own_problem_beats_a_siblings() -> None:
+    sibling = ObjectRef("Pod", "shop", "checkout-2")
+    findings = [
+        _finding(Category.OOMKilled, sibling, CHECKOUT, 0.95),  # another pod of checkout
+        _finding(Category.Unschedulable, CHECKOUT_POD, CHECKOUT, 0.85),  # the alerted pod
+    ]
+    ranking = rank(_context(), findings, min_confidence=0.35)
+    assert ranking.root is not None
+    assert ranking.root.category == Category.Unschedulable
