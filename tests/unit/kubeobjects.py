@@ -721,3 +721,22 @@ def certificate(name: str, namespace: str = "shop", *, secret_name: str, ready: 
                  "issuerRef": {"kind": "ClusterIssuer", "name": issuer}},
         "status": status,
     }  # fmt: skip
+
+
+def apiservice(group: str, *, service: ObjectRef | None, available: bool = True,
+               reason: str = "Passed", message: str = "all checks passed",
+               version: str = "v1beta1") -> KubeObject:  # fmt: skip
+    """An aggregated API registration; ``service`` None for a local (built-in) one."""
+    spec: dict[str, Any] = {"group": group, "version": version, "groupPriorityMinimum": 100,
+                            "versionPriority": 100, "insecureSkipTLSVerify": True}  # fmt: skip
+    if service is not None:
+        spec["service"] = {"namespace": service.namespace, "name": service.name, "port": 443}
+    return {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": metadata(f"{version}.{group}", None),
+        "spec": spec,
+        "status": {"conditions": [{"type": "Available", "status": str(available),
+                                   "reason": reason, "message": message,
+                                   "lastTransitionTime": ts(40)}]},
+    }  # fmt: skip

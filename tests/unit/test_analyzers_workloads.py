@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from oncallm.sources.base import ObjectRef
-from oncallm.triage.analyzers import workloads
+from oncallm.triage.analyzers import pods, workloads
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -367,6 +367,84 @@ def test_an_hpa_without_cpu_requests_to_scale_on_blames_the_workload() -> None:
     assert "kubectl -n shop set resources deployment/api --requests=cpu=100m" in commands(
         finding, ctx
     )
+
+
+METRICS_DOWN = (
+    "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to "
+    "get metrics for resource cpu: unable to fetch metrics from resource metrics API: the server "
+    "is currently unable to handle the request (get pods.metrics.k8s.io)"
+)
+METRICS_SVC = ObjectRef("Service", "kube-system", "metrics-server")
+METRICS_DEPLOY = ObjectRef("Deployment", "kube-system", "metrics-server")
+
+
+def _blind_hpa() -> Any:
+    return k.hpa("api", current=3, min_replicas=3, max_replicas=24, conditions=[
+        k.condition("AbleToScale", "True", "SucceededGetScale"),
+        k.condition("ScalingActive", "False", "FailedGetResourceMetric", METRICS_DOWN),
+        k.condition("ScalingLimited", "False", "DesiredWithinRange")])  # fmt: skip
+
+
+def test_an_hpa_blind_for_its_metrics_api_blames_metrics_server_not_itself() -> None:
+    ctx = k.context([_blind_hpa(), k.deployment("api", replicas=3)])
+    finding = only(analyze(ctx), Category.DependencyFailure)
+    assert finding.subject == ObjectRef("HorizontalPodAutoscaler", "shop", "api")
+    assert finding.resource == METRICS_SVC
+    assert finding.confidence <= 0.5
+    assert set(finding.blames) >= {METRICS_SVC, METRICS_DEPLOY}
+    assert "metrics.k8s.io metrics API (served by Service kube-system/metrics-server)" in (
+        finding.summary
+    )
+    assert "stays at 3 replicas" in finding.summary
+    assert "kubectl -n kube-system get endpoints metrics-server" in commands(finding, ctx)
+    # Nothing deeper was read: the unavailable metrics API is the answer.
+    assert rank(ctx, [finding], 0.35).root is finding
+
+
+def test_an_oomkilled_metrics_server_explains_the_blind_hpa() -> None:
+    spec = k.container("metrics-server", limits={"memory": "200Mi"})
+    rs = ObjectRef("ReplicaSet", "kube-system", "metrics-server-7c6d6b477b")
+    oom = {"exitCode": 137, "reason": "OOMKilled", "startedAt": k.ts(4), "finishedAt": k.ts(3)}
+    server = [
+        k.deployment("metrics-server", "kube-system", containers=[spec]),
+        k.replicaset(rs.name, "metrics-server", "kube-system", revision=1, replicas=1),
+        k.pod("metrics-server-7c6d6b477b-7k9k4", "kube-system", owner=rs,
+              labels={"app": "metrics-server"}, containers=[spec],
+              statuses=[k.waiting_status("metrics-server", restarts=11, last_terminated=oom)]),
+        k.service("metrics-server", "kube-system", selector={"app": "metrics-server"}),
+        k.apiservice("metrics.k8s.io", service=METRICS_SVC, available=False,
+                     reason="MissingEndpoints", message="endpoints for service/metrics-server "
+                     'in "kube-system" have no addresses with port name "https"'),
+    ]  # fmt: skip
+    ctx = k.context([_blind_hpa(), k.deployment("api", replicas=3), *server])
+    blind = only(analyze(ctx), Category.DependencyFailure)
+    assert "APIService v1beta1.metrics.k8s.io Available=False MissingEndpoints" in blind.summary
+    oomkilled = list(pods.analyze(ctx, EvidenceLedger("snapshot")))
+    ranking = rank(ctx, [blind, *oomkilled], 0.35)
+    assert ranking.root is not None
+    assert ranking.root.category is Category.OOMKilled
+    assert ranking.root.resource == METRICS_DEPLOY
+    assert blind in ranking.findings[1 : 1 + ranking.symptoms]
+
+
+def test_a_custom_metrics_api_is_traced_through_its_apiservice() -> None:
+    adapter = ObjectRef("Service", "monitoring", "prometheus-adapter")
+    down = (
+        "unable to get metric http_requests: unable to fetch metrics from custom metrics API: "
+        "the server is currently unable to handle the request (get pods.custom.metrics.k8s.io *)"
+    )
+    hpa = k.hpa("api", conditions=[
+        k.condition("ScalingActive", "False", "FailedGetPodsMetric", down)])  # fmt: skip
+    registered = k.apiservice("custom.metrics.k8s.io", service=adapter, available=False)
+    ctx = k.context([hpa, k.deployment("api"), registered])
+    finding = only(analyze(ctx), Category.DependencyFailure)
+    assert finding.resource == adapter
+    assert METRICS_SVC not in finding.blames
+    assert ObjectRef("APIService", None, "v1beta1.custom.metrics.k8s.io") in finding.blames
+    # An adapter that answers but lacks the metric is the HPA's own ScalingLimit finding.
+    lacks = "unable to fetch metrics from custom metrics API: the server could not find the metric"
+    hpa["status"]["conditions"][0]["message"] = lacks + " http_requests for pods"
+    assert only(analyze(ctx), Category.ScalingLimit).resource.kind == "HorizontalPodAutoscaler"
 
 
 # --- CPUThrottling ----------------------------------------------------------------------------

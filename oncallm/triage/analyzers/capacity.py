@@ -4,7 +4,10 @@ Part of the ``workloads`` analyzer. The finding is: an HPA at ``maxReplicas`` wh
 ``ScalingLimited`` condition says ``TooManyReplicas``, or one that cannot scale at all
 (``AbleToScale``/``ScalingActive`` False, e.g. ``FailedGetResourceMetric``) — named with
 its min/max/current replicas and each metric's current value against its target. An HPA
-below its maximum is no finding.
+below its maximum is no finding. An HPA that cannot scale because the aggregated metrics
+API it reads is unavailable is a ``DependencyFailure`` that blames the API's backing
+Service and workload (from its APIService, else metrics-server), so what is wrong with
+them ranks as the cause.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
+from oncallm.triage.analyzers import hpa_metrics
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -129,6 +133,11 @@ def _hpa(
         "target_name": target_ref.name,
     }
     range_text = f"min {low}, max {high}, current {current}"
+    if broken and (down := hpa_metrics.unavailable_api(str(broken.get("message") or ""))):
+        group, facts["said"] = down
+        return hpa_metrics.blind(
+            ctx, analyzer, ref, target_ref, broken, group, (cited, *events), facts
+        )
     if broken:
         reason, message = str(broken.get("reason")), str(broken.get("message") or "")
         missing = _MISSING_REQUEST.search(message)
@@ -212,6 +221,8 @@ def _recommend_hpa(finding: Finding) -> list[Recommendation]:
                 finding.confidence,
             )
         ]
+    if facts["rule"] == "metrics-api-down":
+        return [hpa_metrics.recommend(finding)]
     missing = facts.get("missing_request")
     if missing:
         return [

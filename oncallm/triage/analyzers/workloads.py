@@ -334,7 +334,13 @@ def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:
 ANALYZER = Analyzer(
     name=NAME,
     categories=frozenset(
-        {Category.RolloutStuck, Category.JobFailed, Category.ScalingLimit, Category.CPUThrottling}
+        {
+            Category.RolloutStuck,
+            Category.JobFailed,
+            Category.ScalingLimit,
+            Category.DependencyFailure,  # an HPA blind for want of its metrics API
+            Category.CPUThrottling,
+        }
     ),
     analyze=analyze,
     recommend=recommend,
