@@ -168,7 +168,7 @@ class Worker:
                     recorded["step"] = step
 
             output = await self.pipeline.run(alert, progress)
-            targets = [t.model_dump() for t in output.targets.targets]
+            targets = [t.as_dict() for t in output.targets.targets]
             await queue.complete(self.db, job, self.id, targets, output.result)
             bound.info("triage completed", targets=len(targets))
         except LeaseLost:

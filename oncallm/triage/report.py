@@ -86,7 +86,7 @@ def build_result(
         "alert": alert_block(alert),
         "status": "completed",
         "cluster": ctx.cluster if ctx else targets.cluster,
-        "targets": [t.model_dump() for t in targets.targets],
+        "targets": [t.as_dict() for t in targets.targets],
         "root_cause": root,
         "findings": [f.as_dict() for f in findings],
         "evidence": [e.as_dict() for e in analysis.ledger.items()] if analysis else [],

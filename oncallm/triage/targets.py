@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 # label -> (kind, namespaced); order is the order targets are reported in.
 TARGET_LABELS: tuple[tuple[str, str, bool], ...] = (
@@ -58,6 +59,17 @@ class Target(BaseModel):
     container: str | None = None
     label: str
     selector: str | None = None  # "Workload" found by label instead of name (Argo CD apps)
+
+    @model_serializer(mode="wrap")
+    def _selector_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Stored and API form: `selector` appears only on the targets that have one.
+        data: dict[str, Any] = handler(self)
+        if data.get("selector") is None:
+            data.pop("selector", None)
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 class AlertTargets(BaseModel):
