@@ -91,10 +91,11 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 async def test_expired_lease_is_reclaimed_and_the_old_owner_is_fenced(db: Database) -> None:
     await _enqueue(db, "c000000000000001")
-    first = await queue.claim(db, "dead-worker", timedelta(milliseconds=50))
+    # A lease long enough that a loaded CI machine still claims again within it.
+    first = await queue.claim(db, "dead-worker", timedelta(seconds=1))
     assert first is not None
     assert await queue.claim(db, "other", timedelta(seconds=30)) is None  # lease still held
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.1)
     second = await queue.claim(db, "other", timedelta(seconds=30))
     assert second is not None
     assert second.id == first.id
