@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
 from oncallm.triage.context import (
+    ERROR_LINE,
     AlertInput,
     Dependency,
     Event,
@@ -21,6 +22,11 @@ from oncallm.triage.context import (
     TriageContext,
 )
 from oncallm.triage.targets import AlertTargets
+
+# Error lines kept from before a log's tail (the tail itself is kept whole).
+MAX_EARLIER_ERRORS = 50
+# How much more than the tail is read to find them.
+LOG_LOOKBACK = 5
 
 
 class ContextBuilder:
@@ -65,10 +71,25 @@ class ContextBuilder:
             if event is not None and event.involved == ref:
                 events.append(event)
 
-    def add_log(self, namespace: str, pod: str, container: str, previous: bool, text: str) -> None:
-        lines = tuple(line for line in text.splitlines() if line.strip())
+    def add_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        previous: bool,
+        text: str,
+        *,
+        keep_last: int | None = None,
+    ) -> None:
+        """Keep the last ``keep_last`` lines, and the error lines before them: the first
+        error of a crash often scrolled out of the tail behind a stack trace or retries."""
+        lines = [line for line in text.splitlines() if line.strip()]
+        if keep_last is not None and len(lines) > keep_last:
+            earlier = lines[:-keep_last]
+            errors = list(dict.fromkeys(line for line in earlier if ERROR_LINE.search(line)))
+            lines = errors[-MAX_EARLIER_ERRORS:] + lines[-keep_last:]
         self.logs[(namespace, pod, container, previous)] = LogExcerpt(
-            namespace, pod, container, previous, lines
+            namespace, pod, container, previous, tuple(lines)
         )
 
     def add_gap(self, source: str, error: str) -> None:

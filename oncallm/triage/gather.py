@@ -18,7 +18,7 @@ from typing import Any
 from oncallm.sources.base import ClusterSource, KubeObject, ObjectRef
 from oncallm.sources.selectors import label_selector_to_string, selector_from_match_labels
 from oncallm.triage import kube
-from oncallm.triage.builder import ContextBuilder
+from oncallm.triage.builder import LOG_LOOKBACK, ContextBuilder
 from oncallm.triage.context import AlertInput, Dependency, TriageContext
 from oncallm.triage.dependencies import (
     dedupe_named,
@@ -416,13 +416,13 @@ class Gatherer(TriageReads):
                 name,
                 container,
                 previous=previous,
-                tail_lines=self.limits.tail_lines,
+                tail_lines=self.limits.tail_lines * LOG_LOOKBACK,
                 limit_bytes=self.limits.limit_bytes,
             ),
             None,
         )
         if text:
-            self.b.add_log(ns, name, container, previous, text)
+            self.b.add_log(ns, name, container, previous, text, keep_last=self.limits.tail_lines)
 
     async def _dependencies(self, pods: list[KubeObject]) -> None:
         """Follow Services named in env and error logs to the pods behind them."""
