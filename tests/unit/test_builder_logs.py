@@ -11,10 +11,11 @@ from oncallm.triage.targets import resolve_targets
 
 def test_the_first_error_survives_a_long_tail_of_retries() -> None:
     labels = {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "api-1"}
-    alert = AlertInput("f", "KubePodCrashLooping", "firing", datetime(2026, 11, 26, tzinfo=UTC),
-                       labels, {})  # fmt: skip
-    builder = ContextBuilder(alert, resolve_targets(labels), cluster=None,
-                             source_name="snapshot", now=datetime(2026, 11, 26, tzinfo=UTC))  # fmt: skip
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    alert = AlertInput("f", "KubePodCrashLooping", "firing", now, labels, {})
+    builder = ContextBuilder(
+        alert, resolve_targets(labels), cluster=None, source_name="snapshot", now=now
+    )
     lines = ["starting api 1.4.2", "FATAL: password authentication failed for user app"]
     lines += [f"retrying in 1s (attempt {n})" for n in range(300)]
     builder.add_log("shop", "api-1", "api", True, "\n".join(lines), keep_last=200)
