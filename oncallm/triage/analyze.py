@@ -7,7 +7,7 @@ becomes a gap (and a log line) and the others' findings stand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -15,7 +15,7 @@ from oncallm.triage.analyzers import Analyzer
 from oncallm.triage.context import Gap, TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
-from oncallm.triage.rank import Ranking, rank
+from oncallm.triage.rank import Ranking
 from oncallm.triage.recommendations import Recommendation
 
 log = structlog.get_logger("oncallm.triage")
@@ -41,21 +41,13 @@ def run_analyzers(ctx: TriageContext, analyzers: Sequence[Analyzer]) -> Analysis
                 missing = [e for e in finding.evidence if e not in ledger]
                 if missing:
                     raise ValueError(f"finding cites evidence never recorded: {missing}")
-                findings.append(finding if finding.analyzer else _named(finding, analyzer.name))
+                findings.append(
+                    finding if finding.analyzer else replace(finding, analyzer=analyzer.name)
+                )
         except Exception as exc:
             log.exception("analyzer failed", analyzer=analyzer.name)
             gaps.append(Gap(f"analyzer {analyzer.name}", f"{type(exc).__name__}: {exc}"))
     return Analysis(tuple(findings), ledger, tuple(gaps))
-
-
-def _named(finding: Finding, name: str) -> Finding:
-    from dataclasses import replace
-
-    return replace(finding, analyzer=name)
-
-
-def rank_findings(ctx: TriageContext, analysis: Analysis, min_confidence: float) -> Ranking:
-    return rank(ctx, analysis.findings, min_confidence)
 
 
 def recommend(
@@ -67,6 +59,7 @@ def recommend(
     result: list[Recommendation] = []
     gaps: list[Gap] = []
     victims = {id(f) for f in ranking.findings[1 : 1 + ranking.symptoms]}
+    root_titles: set[str] = set()
     for finding in ranking.findings:
         analyzer = by_name.get(finding.analyzer)
         if analyzer is None:
@@ -77,6 +70,8 @@ def recommend(
             log.exception("recommendation failed", analyzer=analyzer.name)
             gaps.append(Gap(f"recommendations of {analyzer.name}", f"{type(exc).__name__}: {exc}"))
             continue
+        if finding is ranking.root:
+            root_titles = {r.title for r in recommendations}
         for item in recommendations:
             # A victim of the root cause gets its checks, never its own fixes: rolling back
             # checkout does not bring back the database it cannot reach.
@@ -86,13 +81,5 @@ def recommend(
                 seen.add(item.title)
                 result.append(item)
     # Root cause's steps first, then by confidence; stable within equal confidence.
-    root_titles = set()
-    if ranking.root is not None and ranking.root.analyzer in by_name:
-        try:
-            root_titles = {
-                r.title for r in by_name[ranking.root.analyzer].recommend(ranking.root, ctx)
-            }
-        except Exception:
-            root_titles = set()
     result.sort(key=lambda r: (r.title not in root_titles, -r.confidence))
     return result[:MAX_RECOMMENDATIONS], gaps

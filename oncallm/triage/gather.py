@@ -459,7 +459,7 @@ class Gatherer(TriageReads):
     def _service_by_ip(self, host: str) -> ObjectRef | None:
         """A Service by cluster IP, among those read or listed so far (the namespaces of
         the alerted pods); an IP from elsewhere stays a bare address."""
-        listed = [obj for items in self._listed.values() for obj in items]
+        listed = self._listed()
         for obj in [*self.b.objects.values(), *listed]:
             if obj.get("kind") == "Service" and (obj.get("spec") or {}).get("clusterIP") == host:
                 return kube.ref(obj)

@@ -181,17 +181,6 @@ def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
     return any(c.restarts > 0 or c.waiting for c in containers(pod))
 
 
-def pod_templates(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec of a pod, or of a workload's template (CronJob: its job template)."""
-    kind = obj.get("kind")
-    spec = obj.get("spec") or {}
-    if kind == "Pod":
-        return spec
-    if kind == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    return ((spec.get("template") or {}).get("spec")) or {}
-
-
 @dataclass(frozen=True)
 class ConfigReference:
     """A ConfigMap or Secret a pod reads, and how (``env DATABASE_URL``, ``volume config``)."""
@@ -307,10 +296,6 @@ def format_bytes(value: Decimal | int | None) -> str:
             text = f"{scaled:.1f}".rstrip("0").rstrip(".")
             return f"{text}{unit}"
     return f"{int(number)}B"
-
-
-def as_object(obj: KubeObject | None) -> KubeObject:
-    return obj or {}
 
 
 def ingress_backends(ingress: KubeObject) -> set[str]:

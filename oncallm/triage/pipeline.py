@@ -16,10 +16,11 @@ from typing import Any, Protocol
 
 from oncallm.config import Settings, TriageSettings
 from oncallm.sources.base import ClusterSource, SourceError
-from oncallm.triage.analyze import rank_findings, recommend, run_analyzers
+from oncallm.triage.analyze import recommend, run_analyzers
 from oncallm.triage.analyzers import Analyzer, registered
 from oncallm.triage.context import AlertInput, Gap
 from oncallm.triage.gather import GatherLimits, gather
+from oncallm.triage.rank import rank
 from oncallm.triage.report import RESULT_SCHEMA, build_result
 from oncallm.triage.targets import AlertTargets, resolve_targets
 
@@ -112,7 +113,7 @@ class TriagePipeline:
         await progress("analyze")
         analysis = run_analyzers(ctx, self.analyzers)
         gaps.extend(analysis.gaps)
-        ranking = rank_findings(ctx, analysis, self.settings.min_confidence)
+        ranking = rank(ctx, analysis.findings, self.settings.min_confidence)
         mark = lap("analyze", mark)
 
         await progress("recommend")

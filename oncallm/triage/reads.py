@@ -40,7 +40,6 @@ class TriageReads:
         self._bound = asyncio.Semaphore(limits.concurrency)
         self.b: ContextBuilder  # set by run()
         self._events_read: set[ObjectRef] = set()
-        self._listed: dict[tuple[str, str | None], list[KubeObject]] = {}
         self._lists: dict[tuple[str, str | None], asyncio.Future[list[KubeObject]]] = {}
         self._gets: dict[ObjectRef, asyncio.Future[KubeObject | None]] = {}
         self._expanded_pods: set[ObjectRef] = set()
@@ -89,7 +88,6 @@ class TriageReads:
         items = await pending
         for item in items:
             item.setdefault("kind", kind)
-        self._listed[cache_key] = items
         if distance is not None:
             for item in items:
                 self.b.add_object(item, distance)
@@ -98,4 +96,8 @@ class TriageReads:
     async def _all(self, calls: Iterable[Awaitable[Any]]) -> list[Any]:
         return list(await asyncio.gather(*calls))
 
-    # --- the walk -------------------------------------------------------------------------
+    def _listed(self) -> list[KubeObject]:
+        """Every object of every list read so far (kept or not by the walk)."""
+        return [
+            obj for pending in self._lists.values() if pending.done() for obj in pending.result()
+        ]
