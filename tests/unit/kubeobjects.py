@@ -13,9 +13,12 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
+from oncallm.triage.analyzers import Analyzer
 from oncallm.triage.builder import ContextBuilder
 from oncallm.triage.context import AlertInput, Dependency, TriageContext
+from oncallm.triage.findings import Finding
 from oncallm.triage.targets import resolve_targets
+from oncallm.triage.taxonomy import Category
 
 NOW = datetime(2026, 11, 26, 3, 15, tzinfo=UTC)
 ALERT_START = NOW - timedelta(minutes=5)
@@ -740,3 +743,18 @@ def apiservice(group: str, *, service: ObjectRef | None, available: bool = True,
                                    "reason": reason, "message": message,
                                    "lastTransitionTime": ts(40)}]},
     }  # fmt: skip
+
+
+# --- assertions the analyzer tests share ----------------------------------------------------
+
+
+def only(findings: list[Finding], category: Category) -> Finding:
+    """The one finding of a category (fails, listing them all, when there is not one)."""
+    matching = [f for f in findings if f.category is category]
+    assert len(matching) == 1, [f.summary for f in findings]
+    return matching[0]
+
+
+def commands(analyzer: Analyzer, finding: Finding, ctx: TriageContext) -> str:
+    """Every command the analyzer recommends for a finding, one per line."""
+    return "\n".join(c for r in analyzer.recommend(finding, ctx) for c in r.commands)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from oncallm.sources.base import ObjectRef
@@ -22,14 +23,10 @@ def analyze(ctx: TriageContext) -> list[Finding]:
     return list(security.ANALYZER.analyze(ctx, EvidenceLedger("snapshot")))
 
 
-def commands(finding: Finding, ctx: TriageContext) -> str:
-    return "\n".join(c for r in security.ANALYZER.recommend(finding, ctx) for c in r.commands)
+commands = functools.partial(k.commands, security.ANALYZER)
 
 
-def only(findings: list[Finding], category: Category) -> Finding:
-    matching = [f for f in findings if f.category is category]
-    assert len(matching) == 1, [f.summary for f in findings]
-    return matching[0]
+only = k.only
 
 
 def _operator(logs: str, *, previous: bool = True, **pod: Any) -> TriageContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from oncallm.sources.base import ObjectRef
@@ -27,14 +28,10 @@ def analyze(ctx: TriageContext) -> tuple[list[Finding], EvidenceLedger]:
     return list(services.ANALYZER.analyze(ctx, ledger)), ledger
 
 
-def only(findings: list[Finding], category: Category) -> Finding:
-    matching = [f for f in findings if f.category is category]
-    assert len(matching) == 1, [f.summary for f in findings]
-    return matching[0]
+only = k.only
 
 
-def commands(finding: Finding, ctx: TriageContext) -> str:
-    return "\n".join(c for r in services.ANALYZER.recommend(finding, ctx) for c in r.commands)
+commands = functools.partial(k.commands, services.ANALYZER)
 
 
 # --- ServiceNoEndpoints ---------------------------------------------------------------------
