@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from oncallm.config_llm import LLMSettings
 from oncallm.errors import ConfigError
 
 ENV_PREFIX = "ONCALLM_"
@@ -287,6 +288,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     triage: TriageSettings = Field(default_factory=TriageSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -420,6 +422,16 @@ def describe_settings(settings: Settings, config_file: Path | None = None) -> li
     return rows
 
 
+def _documented_fields(prefix: str, model: BaseModel) -> Iterator[tuple[str, FieldInfo, Any]]:
+    """Leaf fields of a section, nested sub-sections flattened to dotted keys."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from _documented_fields(f"{prefix}.{name}", value)
+        else:
+            yield f"{prefix}.{name}", field, value
+
+
 def render_config_docs() -> str:
     """Markdown reference of every setting, generated from the model (docs/configuration.md)."""
     lines = [
@@ -452,10 +464,8 @@ def render_config_docs() -> str:
             "| Key | Environment variable | Default | Description |",
         ]
         lines.append("|---|---|---|---|")
-        defaults = section_type()
-        for name, field in section_type.model_fields.items():
-            key = f"{section_name}.{name}"
-            default = _mask(key, getattr(defaults, name))
+        for key, field, value in _documented_fields(section_name, section_type()):
+            default = _mask(key, value)
             if key == "server.base_url":
                 default = "derived: `http://localhost:{port}`"
             else:

@@ -87,3 +87,33 @@ class SnapshotError(OncallmError):
     status = 400
     slug = "invalid-snapshot"
     title = "Invalid snapshot"
+
+
+class LLMError(OncallmError):
+    """A model call failed; the triage keeps its deterministic result and records this."""
+
+    status = 502
+    slug = "llm-error"
+    title = "LLM unavailable"
+
+
+class LLMUnavailable(LLMError):
+    """The provider's circuit breaker is open: recent calls failed, so none is attempted."""
+
+    slug = "llm-unavailable"
+    title = "LLM provider unavailable"
+
+
+class LLMBudgetExceeded(LLMError):
+    """The per-triage or daily token budget does not allow another call."""
+
+    status = 429
+    slug = "llm-budget-exceeded"
+    title = "LLM token budget exceeded"
+
+
+class LLMInvalidAnswer(LLMError):
+    """The model's answer could not be read as the required structure."""
+
+    slug = "llm-invalid-answer"
+    title = "LLM answer invalid"

@@ -75,6 +75,38 @@ HTTP_LATENCY = Histogram(
     registry=REGISTRY,
 )
 
+LLM_CALLS = Counter(
+    "oncallm_llm_calls",
+    "Model requests by provider, model and outcome (ok, error, refused, cached).",
+    ["provider", "model", "outcome"],
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter(
+    "oncallm_llm_tokens",
+    "Tokens as the provider reported them, by provider, model and kind (prompt, completion).",
+    ["provider", "model", "kind"],
+    registry=REGISTRY,
+)
+LLM_COST = Counter(
+    "oncallm_llm_cost_usd",
+    "Estimated spend in US dollars from the price table, by provider and model.",
+    ["provider", "model"],
+    registry=REGISTRY,
+)
+LLM_LATENCY = Histogram(
+    "oncallm_llm_request_duration_seconds",
+    "Time one triage spent reasoning with the model (all its calls), by provider and model.",
+    ["provider", "model"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+    registry=REGISTRY,
+)
+LLM_REDACTIONS = Counter(
+    "oncallm_llm_redactions",
+    "Values replaced by placeholders before a prompt left OncallM, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
 log = structlog.get_logger("oncallm")
 
 
