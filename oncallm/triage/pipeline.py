@@ -1,9 +1,12 @@
 """The triage pipeline: one alert in, one triage result (DESIGN.md §4.4) out.
 
-targets → gather → analyze (analyzers, then causal ranking) → recommend. Each step takes
-the previous step's value and returns a new one; the pipeline times every step, reports
-progress so the UI can show where a triage is, and collects gaps instead of failing: a
-cluster that cannot be reached yields an honest ``Unknown`` with the reason, not an error.
+targets → gather → analyze (analyzers, then causal ranking) → recommend → reason. Each step
+takes the previous step's value and returns a new one; the pipeline times every step,
+reports progress so the UI can show where a triage is, and collects gaps instead of
+failing: a cluster that cannot be reached yields an honest ``Unknown`` with the reason,
+not an error. The last step runs only with an LLM configured; it reads the finished
+deterministic result and may only add to it or re-rank it on verified evidence (see
+``oncallm.llm.grounding``); when it fails, the deterministic result stands.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from oncallm.config import Settings, TriageSettings
+from oncallm.llm.ports import AnswerCache, ExplanationSink, UsageBook, discard_explanation
 from oncallm.sources.base import ClusterSource, SourceError
 from oncallm.triage.analyze import recommend, run_analyzers
 from oncallm.triage.analyzers import Analyzer, registered
@@ -23,6 +27,9 @@ from oncallm.triage.gather import GatherLimits, gather
 from oncallm.triage.rank import rank
 from oncallm.triage.report import RESULT_SCHEMA, build_result
 from oncallm.triage.targets import AlertTargets, resolve_targets
+
+if TYPE_CHECKING:
+    from oncallm.llm.reasoner import Reasoner
 
 __all__ = ["RESULT_SCHEMA", "AlertInput", "PipelineOutput", "SourceCatalog", "TriagePipeline"]
 
@@ -63,22 +70,45 @@ class TriagePipeline:
         sources: SourceCatalog,
         settings: TriageSettings,
         analyzers: Sequence[Analyzer] | None = None,
+        reasoner: Reasoner | None = None,
     ) -> None:
         self.sources = sources
         self.settings = settings
         self.limits = limits_from(settings)
         self.analyzers = tuple(analyzers) if analyzers is not None else registered()
+        self.reasoner = reasoner
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TriagePipeline:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        usage: UsageBook | None = None,
+        cache: AnswerCache | None = None,
+    ) -> TriagePipeline:
+        """The pipeline a process runs; ``usage``/``cache`` default to in-memory ones."""
         from oncallm.sources.clusters import ClusterSources
 
-        return cls(ClusterSources(settings.kubernetes), settings.triage)
+        reasoner = None
+        if settings.llm.enabled:
+            # Imported only when configured: pydantic-ai and the provider SDKs cost ~1 s.
+            from oncallm.llm.reasoner import Reasoner
+
+            reasoner = Reasoner.from_settings(settings.llm, usage=usage, cache=cache)
+        return cls(ClusterSources(settings.kubernetes), settings.triage, reasoner=reasoner)
 
     async def aclose(self) -> None:
         await self.sources.aclose()
+        if self.reasoner is not None:
+            await self.reasoner.aclose()
 
-    async def run(self, alert: AlertInput, progress: Progress = _no_progress) -> PipelineOutput:
+    async def run(
+        self,
+        alert: AlertInput,
+        progress: Progress = _no_progress,
+        *,
+        explanation: ExplanationSink = discard_explanation,
+    ) -> PipelineOutput:
         started = time.perf_counter()
         timings: dict[str, float] = {}
 
@@ -119,9 +149,8 @@ class TriagePipeline:
         await progress("recommend")
         recommendations, recommend_gaps = recommend(ctx, ranking, self.analyzers)
         gaps.extend(recommend_gaps)
-        lap("recommend", mark)
+        mark = lap("recommend", mark)
 
-        timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         result = build_result(
             alert=alert,
             targets=targets,
@@ -132,4 +161,11 @@ class TriagePipeline:
             gaps=gaps,
             timings=timings,
         )
+        if self.reasoner is not None:
+            await progress("reason")
+            await self.reasoner.reason(ctx, result, source, explanation)
+            lap("reason", mark)
+
+        timings["total"] = round((time.perf_counter() - started) * 1000, 3)
+        result["timings_ms"] = dict(timings)
         return PipelineOutput(targets, result)
