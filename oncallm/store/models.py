@@ -141,3 +141,46 @@ class TriageResult(Base):
     created_at: Mapped[datetime]
     targets: Mapped[list[Any]]
     result: Mapped[dict[str, Any]]
+
+
+class LLMUsage(Base):
+    """Tokens one reasoned triage spent; the daily token budget sums these since midnight."""
+
+    __tablename__ = "llm_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(255))
+    prompt_tokens: Mapped[int]
+    completion_tokens: Mapped[int]
+    cost_usd: Mapped[float | None]
+    # No foreign key: spending stays on the books when a triage is deleted.
+    triage_id: Mapped[int | None]
+
+
+class LLMCacheEntry(Base):
+    """An earlier model answer, keyed by a sha256 of (provider, model, prompt version, prompt)."""
+
+    __tablename__ = "llm_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    value: Mapped[dict[str, Any]]
+
+
+class TriageStreamChunk(Base):
+    """A piece of a triage's explanation as the model produced it, per attempt, in order."""
+
+    __tablename__ = "triage_stream"
+    __table_args__ = (
+        Index("uq_triage_stream_job_attempt_seq", "job_id", "attempt", "seq", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("triage_jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    seq: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

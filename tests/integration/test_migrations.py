@@ -11,6 +11,7 @@ from tests.support.services import free_port, oncallm_env, run_oncallm
 
 CORE = {"notifications", "occurrences", "timeline_entries"}
 QUEUE = {"triage_jobs", "triage_results"}
+LLM = {"llm_usage", "llm_cache", "triage_stream"}
 
 
 async def _tables(db: Database) -> set[str]:
@@ -25,13 +26,16 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         assert await migrate.current_revision(db) is None
         await migrate.upgrade(db)
         assert await migrate.current_revision(db) == migrate.head_revision()
+        assert await _tables(db) == CORE | QUEUE | LLM
+        await migrate.downgrade(db, "-1")
+        assert await migrate.current_revision(db) == "0002_triage_queue"
         assert await _tables(db) == CORE | QUEUE
         await migrate.downgrade(db, "-1")
         assert await migrate.current_revision(db) == "0001_ingest"
         assert await _tables(db) == CORE
         await migrate.upgrade(db)
         assert await migrate.current_revision(db) == migrate.head_revision()
-        assert await _tables(db) == CORE | QUEUE
+        assert await _tables(db) == CORE | QUEUE | LLM
     finally:
         await db.dispose()
 
