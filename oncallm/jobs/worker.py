@@ -5,7 +5,9 @@ held by a dead process is recognisable and is re-claimed by any other worker onc
 lease expires. Up to ``jobs.concurrency`` jobs run at once; an idle worker sleeps until the
 poll interval passes or ingest wakes it (same process) — whichever comes first. An
 embedded worker defers each claim until no notification is being ingested, for at most
-MAX_DEFERRAL_SECONDS, so an alert storm slows triage rather than the webhook.
+MAX_DEFERRAL_SECONDS, so an alert storm slows triage rather than the webhook. While a job
+runs, its explanation (the LLM's text, as produced) is buffered and written to the
+``triage_stream`` table in a few chunks rather than one row per token.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -26,6 +29,7 @@ from oncallm.config import JobSettings
 from oncallm.errors import LeaseLost
 from oncallm.observability import JOB_DURATION, JOB_OUTCOMES
 from oncallm.store import jobs as queue
+from oncallm.store import llm as stream_store
 from oncallm.store.db import Database
 from oncallm.triage.pipeline import AlertInput, TriagePipeline
 
@@ -33,10 +37,122 @@ log = structlog.get_logger("oncallm.worker")
 
 # Longest a claim waits for a gap in ingest; under an alert storm triage still advances.
 MAX_DEFERRAL_SECONDS = 0.25
+# The explanation is written at most this often, unless this much text is waiting: a
+# reader sees text within a quarter second, and the database sees a few rows per second.
+STREAM_FLUSH_SECONDS = 0.25
+STREAM_FLUSH_BYTES = 1024
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class ExplanationBuffer:
+    """The ``ExplanationSink`` of one job attempt: buffers deltas, writes them in chunks.
+
+    A background task writes whatever is waiting at most every ``interval`` seconds, or at
+    once when ``max_bytes`` are waiting, so the model's stream is never held up by the
+    database. Writes are fenced on the lease: when one finds the lease gone, buffering
+    stops and ``on_lease_lost`` is called (the worker cancels the job, as its heartbeat
+    does). ``close`` writes the rest and must be called when the pipeline ends.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        job_id: int,
+        attempt: int,
+        worker_id: str,
+        *,
+        on_lease_lost: Callable[[], object] = lambda: None,
+        interval: float = STREAM_FLUSH_SECONDS,
+        max_bytes: int = STREAM_FLUSH_BYTES,
+    ) -> None:
+        self.db = db
+        self.job_id = job_id
+        self.attempt = attempt
+        self.worker_id = worker_id
+        self.on_lease_lost = on_lease_lost
+        self.interval = interval
+        self.max_bytes = max_bytes
+        self.lost = False
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self._seq = 0
+        self._last_write = float("-inf")
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __call__(self, delta: str) -> None:
+        if not delta or self.lost or self._closing:
+            return  # after a lost lease the job is being cancelled; nothing more is stored
+        was_empty = not self._pending
+        self._pending.append(delta)
+        self._pending_bytes += len(delta.encode())
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop())
+        if was_empty or self._pending_bytes >= self.max_bytes:
+            self._wake.set()
+
+    async def close(self) -> None:
+        """Write what is left; raises LeaseLost if the lease turned out to be gone."""
+        self._closing = True
+        if self._writer is None:
+            return
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # The job is being stopped (lease lost, shutdown): nothing more is written.
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            return
+        self._wake.set()
+        await self._writer
+        if self.lost:
+            raise LeaseLost(f"job {self.job_id} is no longer leased to {self.worker_id}")
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            due = self._last_write + self.interval - time.monotonic()
+            if due > 0 and not self._closing and self._pending_bytes < self.max_bytes:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), due)
+                self._wake.clear()
+                continue
+            try:
+                await self._write()
+            except LeaseLost:
+                self.lost = True
+                self._pending.clear()
+                log.warning("lease lost while streaming the explanation", job=self.job_id)
+                if not self._closing:
+                    self.on_lease_lost()
+                return
+            except (SQLAlchemyError, OSError) as exc:
+                # The explanation is a convenience; the triage result must not fail for it.
+                log.warning("explanation chunk not stored", job=self.job_id, error=str(exc)[:300])
+                if self._closing:
+                    return
+                self._last_write = time.monotonic()  # try again after an interval
+
+    async def _write(self) -> None:
+        taken = len(self._pending)
+        text = "".join(self._pending[:taken])
+        self._last_write = time.monotonic()
+        await stream_store.append(
+            self.db, self.job_id, self.attempt, self._seq, text, owner=self.worker_id
+        )
+        # Only what was written leaves the buffer; deltas that came meanwhile stay.
+        del self._pending[:taken]
+        self._pending_bytes -= len(text.encode())
+        self._seq += 1
 
 
 class Worker:
@@ -167,7 +283,13 @@ class Worker:
                     await queue.heartbeat(self.db, job.id, self.id, self.lease, step=step)
                     recorded["step"] = step
 
-            output = await self.pipeline.run(alert, progress)
+            sink = ExplanationBuffer(
+                self.db, job.id, job.attempts, self.id, on_lease_lost=owner.cancel
+            )
+            try:
+                output = await self.pipeline.run(alert, progress, explanation=sink)
+            finally:
+                await sink.close()
             targets = [t.as_dict() for t in output.targets.targets]
             await queue.complete(self.db, job, self.id, targets, output.result)
             bound.info("triage completed", targets=len(targets))
