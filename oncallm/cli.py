@@ -140,6 +140,7 @@ def worker(
     """Run triage workers only (scale out next to `serve --no-worker` on PostgreSQL)."""
     from oncallm.jobs.worker import Worker
     from oncallm.store import migrate
+    from oncallm.store.llm import DbAnswerCache, DbUsageBook
     from oncallm.triage.pipeline import TriagePipeline
 
     settings = _settings(config)
@@ -159,7 +160,9 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        pipeline = TriagePipeline.from_settings(settings)
+        pipeline = TriagePipeline.from_settings(
+            settings, usage=DbUsageBook(db), cache=DbAnswerCache(db)
+        )
         try:
             await Worker(db, settings.jobs, pipeline).run(stop)
         finally:

@@ -24,6 +24,7 @@ from oncallm.jobs.worker import Worker
 from oncallm.state import AppState
 from oncallm.store import migrate
 from oncallm.store.db import Database
+from oncallm.store.llm import DbAnswerCache, DbUsageBook
 from oncallm.triage.pipeline import TriagePipeline
 from oncallm.web import pages
 
@@ -40,7 +41,9 @@ def create_app(settings: Settings) -> FastAPI:
             await migrate.upgrade(db)
         stop = asyncio.Event()
         if settings.server.embedded_worker:
-            pipeline = TriagePipeline.from_settings(settings)
+            pipeline = TriagePipeline.from_settings(
+                settings, usage=DbUsageBook(db), cache=DbAnswerCache(db)
+            )
             state.worker = Worker(
                 db,
                 settings.jobs,
