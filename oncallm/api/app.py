@@ -18,7 +18,7 @@ from oncallm import __version__
 from oncallm.api.middleware import RequestContextMiddleware
 from oncallm.api.openapi import install_openapi
 from oncallm.api.problems import install_problem_handlers
-from oncallm.api.routes import alerts, ingest, ops
+from oncallm.api.routes import alerts, ingest, ops, stream
 from oncallm.config import Settings
 from oncallm.jobs.worker import Worker
 from oncallm.state import AppState
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)
     app.include_router(ingest.router)
     app.include_router(alerts.router)
+    app.include_router(stream.router)
     app.include_router(ops.router)
     app.include_router(pages.router)
     return app
