@@ -30,7 +30,10 @@ LLM_ONLY_CAP = 0.6
 AGREEMENT_LIFT = 0.5
 MAX_CONFIDENCE = 0.99
 
-_CITATION = re.compile(r"\[((?:object|event|log|alert|metric|runbook):[^\]\s]+)\]")
+# Ids may hold brackets themselves (``object:Pod/shop/x#state.waiting[api]``).
+_CITATION = re.compile(
+    r"\[((?:object|event|log|alert|metric|runbook):(?:[^\[\]\s]|\[[^\[\]\s]*\])+)\]"
+)
 # kubectl's short names for the kinds OncallM reads.
 _SHORT_NAMES = {
     "po": "Pod", "svc": "Service", "ep": "Endpoints", "no": "Node", "ns": "Namespace",
@@ -76,7 +79,10 @@ class CheckedHypothesis:
         return {
             "category": h.category,
             "summary": h.summary,
-            "resource": _claim_dict(h.culprit) if self.culprit_inspected else None,
+            # the canonical reference (``configmap`` → ``ConfigMap``) of an inspected object
+            "resource": _ref_of(h.culprit).as_dict()
+            if h.culprit and self.culprit_inspected
+            else None,
             "named_resource": _claim_dict(h.culprit) if h.culprit else None,
             "confidence": round(self.confidence, 2),
             "stated_confidence": round(h.confidence, 2),
@@ -123,8 +129,8 @@ class Grounding:
         cited = list(dict.fromkeys(hypothesis.evidence))
         verified = tuple(e for e in cited if e in self.evidence_ids)
         unverified = tuple(e for e in cited if e not in self.evidence_ids)
-        culprit = None if hypothesis.culprit is None else self.knows_object(
-            _ref_of(hypothesis.culprit)
+        culprit = (
+            None if hypothesis.culprit is None else self.knows_object(_ref_of(hypothesis.culprit))
         )
         confidence = hypothesis.confidence
         if cited:
@@ -136,7 +142,7 @@ class Grounding:
         return CheckedHypothesis(hypothesis, verified, unverified, culprit, confidence)
 
     def _names_in_command(self, command: str) -> list[tuple[str | None, str, str | None]]:
-        found = []
+        found: list[tuple[str | None, str, str | None]] = []
         ns_match = _NAMESPACE_FLAG.search(command)
         namespace = ns_match.group("ns") if ns_match else None
         # Flags may come anywhere (`kubectl -n shop get pod x`); drop them to find the verb.

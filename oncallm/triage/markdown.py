@@ -17,6 +17,37 @@ def _ref(resource: Mapping[str, Any] | None) -> str:
     )
 
 
+def _llm_section(llm: Mapping[str, Any] | None) -> list[str]:
+    """The model's explanation, labelled as the model's, with what grounding dropped."""
+    if not llm:
+        return []
+    head = f"## Explanation ({llm['provider']} · {llm['model']})"
+    if llm.get("error"):
+        return ["", head, "", f"The model could not be used: {llm['error']}."]
+    lines = ["", head, ""]
+    agreement = llm.get("agreement") or {}
+    if agreement.get("verdict") == "disagrees":
+        theirs = llm["root_cause"]
+        lines += [
+            f"**The model disagrees:** it suggests {theirs['category']} "
+            f"({_ref(theirs.get('named_resource'))}, confidence {theirs['confidence']:.2f}"
+            f"{'' if theirs['verified'] else ', unverified'}). "
+            f"Ranked first: {agreement['ranked_first']} — {agreement['reason']}.",
+            "",
+        ]
+    elif agreement.get("verdict") == "agrees":
+        lines += ["The model agrees with the analyzers.", ""]
+    if llm.get("explanation"):
+        lines.append(llm["explanation"].strip())
+    dropped = (llm.get("grounding") or {}).get("dropped") or []
+    if dropped:
+        lines += ["", "Dropped by the grounding check:", "", *(f"- {d}" for d in dropped)]
+    tokens = llm["tokens"]["total"]
+    cost = f" · ${llm['cost_usd']:.4f}" if llm.get("cost_usd") else ""
+    lines += ["", f"_Prompt {llm['prompt_version']} · {tokens} tokens{cost}_"]
+    return lines
+
+
 def render(result: Mapping[str, Any]) -> str:
     alert = result["alert"]
     root = result["root_cause"]
@@ -45,6 +76,7 @@ def render(result: Mapping[str, Any]) -> str:
             excerpt = item["excerpt"].strip().splitlines()[:8]
             if excerpt:
                 lines += ["", "  ```", *(f"  {line}" for line in excerpt), "  ```"]
+    lines += _llm_section(result.get("llm"))
     others = result.get("findings", [])[1:] if result.get("findings") else []
     if others:
         lines += ["", "## Other findings", ""]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -17,6 +17,9 @@ from oncallm.errors import BadRequest
 from oncallm.ingest.alertmanager import AlertmanagerWebhook
 from oncallm.sources.base import ClusterSource
 from oncallm.triage.pipeline import AlertInput, TriagePipeline
+
+if TYPE_CHECKING:
+    from oncallm.llm.reasoner import Reasoner
 
 
 class FixedSource:
@@ -61,9 +64,12 @@ def load_alerts(path: Path) -> list[AlertInput]:
 
 
 async def triage_alerts(
-    alerts: list[AlertInput], source: ClusterSource, settings: TriageSettings
+    alerts: list[AlertInput],
+    source: ClusterSource,
+    settings: TriageSettings,
+    reasoner: Reasoner | None = None,
 ) -> list[dict[str, Any]]:
-    pipeline = TriagePipeline(FixedSource(source), settings)
+    pipeline = TriagePipeline(FixedSource(source), settings, reasoner=reasoner)
     try:
         return [(await pipeline.run(alert)).result for alert in alerts]
     finally:

@@ -130,7 +130,8 @@ def test_a_hallucinated_disagreement_never_outranks_the_evidence() -> None:
     assert result["root_cause"]["category"] == "ConfigError"
     assert result["root_cause"]["confidence"] == 0.55
     llm_finding = result["findings"][-1]
-    assert llm_finding["analyzer"] == "llm" and llm_finding["verified"] is False
+    assert llm_finding["analyzer"] == "llm"
+    assert llm_finding["verified"] is False
     assert llm_finding["resource"] is None
 
 

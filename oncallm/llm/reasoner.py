@@ -1,0 +1,379 @@
+"""The reasoner: one bounded conversation with the model about one finished triage.
+
+It reads the deterministic result and its context, compresses them to fit the prompt
+budget (never dropping cited evidence), redacts secrets and PII, and asks the strong model
+for a ``Verdict`` — streaming the explanation as it arrives, allowing a few read-only
+follow-up calls, within the per-triage and daily token budgets, behind the provider's
+circuit breaker. The answer is mapped back from placeholders, checked by the grounding
+guard and folded into the result with an ``llm`` block that records provider, model,
+prompt version, tokens, cost and any error. Any failure leaves the deterministic result
+untouched except for that error: the LLM can only add to a triage, never break one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import Model
+from pydantic_ai.usage import UsageLimits
+from pydantic_core import from_json
+
+from oncallm.config_llm import LLMSettings
+from oncallm.errors import LLMBudgetExceeded, LLMError
+from oncallm.llm.cost import TokenUsage, estimate_cost, usage_from
+from oncallm.llm.digest import ContextDigest
+from oncallm.llm.followup import TOOL_NAMES, FollowUp
+from oncallm.llm.grounding import Grounding, apply_verdict
+from oncallm.llm.ports import (
+    AnswerCache,
+    ExplanationSink,
+    MemoryAnswerCache,
+    MemoryUsageBook,
+    UsageBook,
+    UsageRecord,
+    utc_midnight,
+)
+from oncallm.llm.prompts import PROMPT_VERSION, fit_prompt
+from oncallm.llm.providers import LLMClient, build_llm_client
+from oncallm.llm.redaction import Redactor
+from oncallm.llm.verdict import Verdict
+from oncallm.observability import LLM_CALLS, LLM_COST, LLM_REDACTIONS, LLM_TOKENS
+from oncallm.sources.base import ClusterSource, ObjectRef
+from oncallm.triage.context import TriageContext
+from oncallm.triage.evidence import EvidenceItem
+
+log = structlog.get_logger("oncallm.llm")
+
+# Room left for the answer when checking a prompt against the budgets.
+ANSWER_TOKENS = 1500
+# The longest a placeholder can be (``<PRIVATE_KEY_12>``): held back while streaming so a
+# placeholder split across two chunks is mapped back whole.
+PLACEHOLDER_HOLD = 24
+
+
+class ExplanationStream:
+    """Turns growing partial answers into restored explanation deltas for the sink."""
+
+    def __init__(self, redactor: Redactor, sink: ExplanationSink) -> None:
+        self.redactor = redactor
+        self.sink = sink
+        self.raw = ""  # the redacted explanation as far as it was sent on
+        self.sent = 0
+
+    async def update(self, explanation: str) -> None:
+        if not explanation.startswith(self.raw[: self.sent]):
+            return  # a re-started answer (output retry); keep what was already shown
+        self.raw = explanation
+        end = len(explanation)
+        opening = explanation.rfind("<", max(self.sent, end - PLACEHOLDER_HOLD))
+        if opening != -1 and ">" not in explanation[opening:]:
+            end = opening
+        if end > self.sent:
+            delta = self.redactor.restore(explanation[self.sent : end])
+            self.sent = end
+            if delta:
+                await self.sink(delta)
+
+    async def finish(self, explanation: str) -> None:
+        if explanation.startswith(self.raw[: self.sent]) and len(explanation) > self.sent:
+            await self.sink(self.redactor.restore(explanation[self.sent :]))
+            self.sent = len(explanation)
+
+
+def partial_explanation(response: ModelResponse) -> str | None:
+    """The explanation so far, from the output tool's arguments or JSON text."""
+    for part in response.parts:
+        raw: str | None = None
+        if isinstance(part, ToolCallPart) and part.tool_name not in TOOL_NAMES:
+            raw = part.args if isinstance(part.args, str) else json.dumps(part.args or {})
+        elif isinstance(part, TextPart):
+            raw = part.content[part.content.find("{") :] if "{" in part.content else None
+        if not raw:
+            continue
+        try:
+            value = from_json(raw, allow_partial="trailing-strings")
+        except ValueError:
+            continue
+        explanation = value.get("explanation") if isinstance(value, dict) else None
+        if isinstance(explanation, str):
+            return explanation
+    return None
+
+
+def _inspected(ctx: TriageContext) -> set[ObjectRef]:
+    return set(ctx.inspected)
+
+
+@dataclass
+class Reasoner:
+    client: LLMClient
+    settings: LLMSettings
+    usage: UsageBook
+    cache: AnswerCache
+    # Replaces the client's strong model: pydantic-ai's FunctionModel in unit tests.
+    model: Model | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: LLMSettings,
+        *,
+        usage: UsageBook | None = None,
+        cache: AnswerCache | None = None,
+    ) -> Reasoner | None:
+        client = build_llm_client(settings)
+        if client is None:
+            return None
+        return cls(client, settings, usage or MemoryUsageBook(), cache or MemoryAnswerCache())
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def _block(self) -> dict[str, Any]:
+        return {
+            "provider": self.client.provider_name,
+            "model": self.client.model_name("strong"),
+            "prompt_version": PROMPT_VERSION,
+            "tokens": {"prompt": 0, "completion": 0, "total": 0},
+            "cost_usd": 0.0,
+            "calls": 0,
+            "cached": False,
+            "latency_ms": 0.0,
+            "error": None,
+        }
+
+    async def reason(
+        self,
+        ctx: TriageContext,
+        result: dict[str, Any],
+        source: ClusterSource,
+        explanation: ExplanationSink,
+    ) -> None:
+        """Add the model's grounded verdict to ``result`` (in place), or record why not."""
+        started = time.perf_counter()
+        block = self._block()
+        result["llm"] = block
+        try:
+            await self._reason(ctx, result, source, explanation, block)
+        except LLMError as exc:
+            block["error"] = exc.detail
+            if isinstance(exc.__cause__, UsageLimitExceeded):
+                block["error"] = (
+                    f"the per-triage budget of {self.settings.triage_token_budget:,} tokens "
+                    f"was reached ({exc.__cause__}); raise llm.triage_token_budget if this "
+                    "recurs"
+                )
+        except Exception as exc:  # provider SDK and pydantic-ai errors
+            block["error"] = self.client.as_llm_error(exc).detail
+        finally:
+            block["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        if block["error"]:
+            LLM_CALLS.labels(block["provider"], block["model"], "error").inc()
+            log.warning(
+                "llm reasoning failed; deterministic result stands",
+                fingerprint=ctx.alert.fingerprint,
+                error=block["error"],
+            )
+
+    async def _reason(
+        self,
+        ctx: TriageContext,
+        result: dict[str, Any],
+        source: ClusterSource,
+        sink: ExplanationSink,
+        block: dict[str, Any],
+    ) -> None:
+        settings = self.settings
+        names = _object_names(ctx) if settings.redact_object_names else ()
+        redactor = Redactor(ips=settings.redact_ips, names=names)
+        followup = FollowUp(
+            source,
+            redactor,
+            max_rounds=settings.followup_max_rounds,
+            max_calls=settings.followup_max_calls,
+            source_name=ctx.source_name,
+        )
+        digest, prompt = fit_prompt(
+            ctx,
+            result,
+            token_target=settings.prompt_token_target,
+            followup_tools=TOOL_NAMES if followup.enabled else (),
+        )
+        system, user = redactor.redact(prompt.system), redactor.redact(prompt.user)
+        for kind, count in redactor.counts.items():
+            LLM_REDACTIONS.labels(kind).inc(count)
+        block["compression"] = {
+            "estimated_prompt_tokens": prompt.estimated_tokens,
+            "cited_evidence_kept": f"{digest.cited_kept}/{digest.cited_total}",
+            "dropped": dict(digest.dropped),
+        }
+        stream = ExplanationStream(redactor, sink)
+        key = self._cache_key(block["model"], system, user, followup.enabled)
+        cached = await self.cache.get(key) if settings.cache_ttl_seconds else None
+        if cached is not None:
+            answer = Verdict.model_validate(cached["verdict"])
+            followup.evidence.update(
+                {e["id"]: _evidence_from(e) for e in cached.get("followup_evidence", [])}
+            )
+            followup.inspected.update(ObjectRef(**r) for r in cached.get("followup_inspected", []))
+            block["cached"] = True
+            LLM_CALLS.labels(block["provider"], block["model"], "cached").inc()
+            await stream.finish(answer.explanation)
+        else:
+            await self._check_daily_budget(prompt.estimated_tokens)
+            answer, usage, calls = await self._ask(system, user, followup, stream)
+            self._account(block, usage, calls)
+            await self.usage.record(
+                UsageRecord(
+                    block["provider"], block["model"], usage.prompt, usage.completion,
+                    block["cost_usd"],
+                )
+            )  # fmt: skip
+            if settings.cache_ttl_seconds:
+                await self.cache.put(
+                    key,
+                    {
+                        "verdict": answer.model_dump(mode="json"),
+                        "followup_evidence": [e.as_dict() for e in followup.evidence.values()],
+                        "followup_inspected": [r.as_dict() for r in followup.inspected],
+                    },
+                    settings.cache_ttl_seconds,
+                )
+        verdict = Verdict.model_validate(redactor.restore_value(answer.model_dump(mode="json")))
+        self._fold(ctx, result, digest, followup, verdict, block)
+
+    def _cache_key(self, model: str, system: str, user: str, followup: bool) -> str:
+        material = json.dumps(
+            [self.client.provider_name, model, PROMPT_VERSION, followup, system, user]
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    async def _check_daily_budget(self, prompt_tokens: int) -> None:
+        budget = self.settings.daily_token_budget
+        if not budget:
+            return
+        spent = await self.usage.spent_since(utc_midnight())
+        if spent + prompt_tokens + ANSWER_TOKENS > budget:
+            raise LLMBudgetExceeded(
+                f"daily token budget of {budget:,} reached ({spent:,} used today, UTC); "
+                "raise llm.daily_token_budget or wait until midnight UTC"
+            )
+
+    async def _ask(
+        self, system: str, user: str, followup: FollowUp, stream: ExplanationStream
+    ) -> tuple[Verdict, TokenUsage, int]:
+        settings = self.settings
+        agent: Agent[None, Verdict] = Agent(
+            self.model or self.client.model("strong"),
+            output_type=self.client.output_spec(Verdict),
+            instructions=system,
+            toolsets=[followup.toolset()] if followup.enabled else [],
+            retries={"tools": 1, "output": 1},
+            name="oncallm-triage",
+        )
+        limits = UsageLimits(
+            # follow-up rounds, the answer, and one retry of an invalid answer
+            request_limit=(settings.followup_max_rounds if followup.enabled else 0) + 2,
+            total_tokens_limit=settings.triage_token_budget,
+        )
+        async with (
+            self.client.request("strong"),
+            agent.run_stream(user, usage_limits=limits) as run,
+        ):
+            async for response in run.stream_response(debounce_by=0.05):
+                text = partial_explanation(response)
+                if text:
+                    await stream.update(text)
+            answer = await run.get_output()
+            run_usage = run.usage
+        await stream.finish(answer.explanation)
+        return answer, usage_from(run_usage), run_usage.requests
+
+    def _account(self, block: dict[str, Any], usage: TokenUsage, calls: int) -> None:
+        provider, model = block["provider"], block["model"]
+        cost = estimate_cost(provider, model, usage, self.settings.prices)
+        block["tokens"] = {
+            "prompt": usage.prompt,
+            "completion": usage.completion,
+            "total": usage.total,
+        }
+        block["cost_usd"] = None if cost is None else round(cost, 6)
+        block["calls"] = calls
+        LLM_CALLS.labels(provider, model, "ok").inc(calls)
+        LLM_TOKENS.labels(provider, model, "prompt").inc(usage.prompt)
+        LLM_TOKENS.labels(provider, model, "completion").inc(usage.completion)
+        if cost:
+            LLM_COST.labels(provider, model).inc(cost)
+
+    def _fold(
+        self,
+        ctx: TriageContext,
+        result: dict[str, Any],
+        digest: ContextDigest,
+        followup: FollowUp,
+        verdict: Verdict,
+        block: dict[str, Any],
+    ) -> None:
+        inspected = _inspected(ctx) | followup.inspected
+        grounding = Grounding(digest.ids() | set(followup.evidence), inspected)
+        grounded = grounding.ground(verdict)
+        # Facts the model cited that no analyzer did join the result, so the page can
+        # show what each citation says.
+        known = {e["id"] for e in result["evidence"]}
+        cited = [*grounded.root.verified_evidence]
+        for alternative in grounded.alternatives:
+            cited.extend(alternative.verified_evidence)
+        for evidence_id in dict.fromkeys(cited):
+            if evidence_id in known:
+                continue
+            item = followup.evidence.get(evidence_id)
+            if item is None and (found := digest.item(evidence_id)) is not None:
+                item = found.as_evidence(ctx.source_name)
+            if item is not None:
+                result["evidence"].append(item.as_dict())
+                known.add(evidence_id)
+        listed = {(r["kind"], r["namespace"], r["name"]) for r in result["inspected"]}
+        for ref in sorted(followup.inspected, key=str):
+            if (ref.kind, ref.namespace, ref.name) not in listed:
+                result["inspected"].append(ref.as_dict())
+        block["agreement"] = apply_verdict(result, grounded)
+        block["explanation"] = grounded.explanation
+        block["root_cause"] = grounded.root.as_dict()
+        block["alternatives"] = [a.as_dict() for a in grounded.alternatives]
+        block["recommendations"] = [
+            {**s.model_dump(), "source": "llm"} for s in grounded.recommendations
+        ]
+        block["grounding"] = {"dropped": grounded.dropped, "verified": grounded.root.verified}
+        block["followup"] = followup.summary()
+        log.info(
+            "llm reasoning done",
+            fingerprint=ctx.alert.fingerprint,
+            agreement=block["agreement"]["verdict"],
+            tokens=block["tokens"]["total"],
+            cached=block["cached"],
+        )
+
+
+def _object_names(ctx: TriageContext) -> list[str]:
+    names = {ref.name for ref in ctx.objects}
+    names.update(ref.namespace for ref in ctx.objects if ref.namespace)
+    return sorted(names)
+
+
+def _evidence_from(data: dict[str, Any]) -> EvidenceItem:
+    resource = data.get("resource")
+    return EvidenceItem(
+        data["id"],
+        data["type"],
+        ObjectRef(**resource) if resource else None,
+        data["excerpt"],
+        data["source"],
+    )
