@@ -419,3 +419,38 @@ def snapshot_capture(
     for skipped in summary.skipped:
         err_console.print(f"[yellow]skipped[/] {skipped}", highlight=False)
     sys.stdout.write(summary.line() + "\n")
+
+
+# --- llm ----------------------------------------------------------------------------------
+
+llm_app = typer.Typer(help="The configured LLM provider.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("check")
+@user_errors
+def llm_check(
+    config: ConfigOption = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="`table` or `json`.")] = "table",
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds per model call (default: llm.timeout_seconds)."),
+    ] = None,
+) -> None:
+    """Send tiny requests to each configured model: reachable, latency, tool calls, JSON
+    output; recommends llm.output_mode. Exits 1 when the strong model cannot answer in the
+    configured output mode."""
+    from oncallm.llm.check import render_table, run_check
+
+    if output not in ("table", "json"):
+        raise OncallmError(f"--format must be table or json, not {output!r}")
+    settings = _settings(config)
+    report = asyncio.run(run_check(settings.llm, call_timeout_seconds=timeout))
+    if output == "json":
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        # CI logs are not terminals; give the table room rather than wrap every name.
+        out = console if sys.stdout.isatty() else Console(width=160)
+        out.print(render_table(report))
+    if not report.ok:
+        raise typer.Exit(code=1)

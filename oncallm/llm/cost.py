@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-
-from genai_prices import Usage, calc_price
-from pydantic_ai.usage import RunUsage
+from typing import TYPE_CHECKING
 
 from oncallm.config_llm import LLMPrice, LLMProvider
+
+if TYPE_CHECKING:
+    from pydantic_ai.usage import RunUsage
 
 # Our provider names → genai-prices provider ids, most specific first. Azure deployments
 # are often named after their model; Azure's list trails OpenAI's, hence the fallback.
@@ -75,6 +76,9 @@ def estimate_cost(
         return float(dollars)
     if provider == LLMProvider.OPENAI_COMPATIBLE.value:
         return 0.0
+    # Imported here: the price data takes a while to load and most calls stop above.
+    from genai_prices import Usage, calc_price
+
     for provider_id in GENAI_PROVIDER_IDS.get(provider, ()):
         try:
             calculation = calc_price(

@@ -118,7 +118,7 @@ def _describe(exc: BaseException, *, model: str | None, timeout_seconds: float |
         return f"token limit reached: {scrub(str(exc))}"
     if isinstance(exc, UnexpectedModelBehavior):
         # Its body (the raw model output) is deliberately left out: it may quote the prompt.
-        return f"model {_name(model)}gave no valid answer: {scrub(exc.message)}"
+        return f"the model {_name(model)}gave no valid answer: {scrub(exc.message)}"
     status = _status_code(exc)
     if status is not None:
         return _describe_status(exc, status, model=model)
