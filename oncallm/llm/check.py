@@ -68,7 +68,7 @@ class ModelCheck:
     output_modes: dict[OutputMode, bool | None] = field(
         default_factory=lambda: dict.fromkeys(MODES, None)
     )
-    tokens: TokenUsage = field(default_factory=lambda: TokenUsage(0, 0))
+    tokens: TokenUsage = field(default_factory=lambda: TokenUsage(0, 0))  # of probes that ended
     cost_usd: float | None = 0.0
     problems: dict[str, str] = field(default_factory=dict)
 
@@ -209,6 +209,9 @@ async def _probe_tool_calls(model: Model, check: ModelCheck) -> tuple[bool, RunU
     result = await agent.run(_ADD_PROMPT)
     if not seen:
         check.problems["tool calls"] = "the model answered without calling the tool"
+        return False, result.usage
+    if not any(sorted(args) == [17, 25] for args in seen):
+        check.problems["tool calls"] = f"the tool was called with {seen[0]}, not (17, 25)"
         return False, result.usage
     if "42" not in result.output:
         check.problems["tool calls"] = f"the tool was called but the answer was {result.output!r}"
