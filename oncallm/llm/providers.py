@@ -12,7 +12,8 @@ ONE ``httpx2.AsyncClient`` that every provider SDK call goes through:
   ``llm.max_retries`` times, waiting what ``Retry-After``/``retry-after-ms`` asks (seconds
   or an HTTP date) or else exponential backoff with jitter, never longer than
   ``llm.retry_max_wait_seconds``. The status is checked before the body is read, so a
-  streamed request is retried the same way. The SDKs' own retries are switched off
+  streamed request is retried the same way; a stream that breaks off once started is not
+  (that would repeat what was already shown). The SDKs' own retries are switched off
   (``max_retries=0`` on the SDK clients we build) so an attempt happens exactly once. A
   refused connection is not retried: nothing is listening, and the breaker handles outages.
 * **Breaker** — ``LLMClient.breaker`` is shared per (provider, base URL) in the process.
@@ -20,9 +21,10 @@ ONE ``httpx2.AsyncClient`` that every provider SDK call goes through:
   ``MockTransport`` in unit tests) under the retry layer, so the real SDK code runs.
 
 httpx2, not legacy httpx: pydantic-ai 2.68 and the openai/anthropic SDKs it drives are
-built on it, and their ``httpx.AsyncClient`` support (and ``AsyncTenacityTransport``) is
-deprecated. Because the retrying transport replaces httpx2's default one, the
-``HTTP(S)_PROXY`` environment variables are not applied to model calls.
+built on it (a hard dependency of all three), and their ``httpx.AsyncClient`` support (and
+``AsyncTenacityTransport``) is deprecated. Because the retrying transport replaces
+httpx2's default one, the ``HTTP(S)_PROXY`` environment variables are not applied to
+model calls.
 """
 
 from __future__ import annotations
