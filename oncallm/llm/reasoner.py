@@ -207,7 +207,8 @@ class Reasoner:
             token_target=settings.prompt_token_target,
             followup_tools=TOOL_NAMES if followup.enabled else (),
         )
-        system, user = redactor.redact(prompt.system), redactor.redact(prompt.user)
+        # The system prompt is our own fixed text; only what came from the cluster is redacted.
+        system, user = prompt.system, redactor.redact(prompt.user)
         for kind, count in redactor.counts.items():
             LLM_REDACTIONS.labels(kind).inc(count)
         block["compression"] = {

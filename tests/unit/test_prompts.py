@@ -122,7 +122,7 @@ def test_the_system_prompt_defines_every_category_and_the_rules() -> None:
         "Disagree with them only when cited evidence shows they are wrong",
         "answer Unknown with low confidence rather than guess",
         "Never ask for, guess or invent secret values",
-        "<EMAIL_1> or <SECRET_1> are redactions",
+        "<EMAIL_n> or <PASSWORD_n> (n a number) are redactions",
         "The culprit is the object whose fix ends the incident",
     ):
         assert rule in system
