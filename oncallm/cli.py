@@ -21,10 +21,12 @@ from rich.table import Table
 
 from oncallm import __version__
 from oncallm.config import Settings, describe_settings, load_settings, render_config_docs
+from oncallm.config_llm import LLMSettings
 from oncallm.errors import OncallmError
 from oncallm.observability import configure_logging
 
-if TYPE_CHECKING:  # the database stack is imported only by the commands that use it
+if TYPE_CHECKING:  # the database and LLM stacks are imported only by the commands using them
+    from oncallm.llm.reasoner import Reasoner
     from oncallm.store.db import Database
 
 app = typer.Typer(
@@ -269,11 +271,18 @@ def triage(
     output: Annotated[
         str, typer.Option("--format", "-f", help="`markdown` (default) or `json`.")
     ] = "markdown",
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm/--no-llm", help="Ask the configured LLM (llm.provider) to explain and rank."
+        ),
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Triage every alert of a payload once and print the results.
 
     With neither --snapshot nor --kubeconfig, the clusters of the configuration are used.
+    With an LLM configured (llm.provider), its grounded explanation is added unless --no-llm.
     """
     from oncallm.config import ClusterSettings
     from oncallm.sources.kubernetes import KubernetesSource
@@ -287,16 +296,26 @@ def triage(
     if snapshot is not None and (kubeconfig is not None or context is not None):
         raise OncallmError("--snapshot reads files; it cannot be combined with --kubeconfig")
     settings = _settings(config)
+    if not llm:
+        settings = settings.model_copy(update={"llm": LLMSettings()})
     alerts = load_alerts(alert)
+
+    def reasoner() -> Reasoner | None:
+        if not settings.llm.enabled:
+            return None
+        from oncallm.llm.reasoner import Reasoner
+
+        return Reasoner.from_settings(settings.llm)
 
     async def run() -> list[dict[str, Any]]:
         if snapshot is not None:
-            return await triage_alerts(alerts, SnapshotSource(snapshot), settings.triage)
+            source = SnapshotSource(snapshot)
+            return await triage_alerts(alerts, source, settings.triage, reasoner())
         if kubeconfig is not None or context is not None:
             # Built here so a missing file or unknown context is bad input (exit 2), not a
             # gap on every result.
             live = KubernetesSource(ClusterSettings(kubeconfig=kubeconfig, context=context))
-            return await triage_alerts(alerts, live, settings.triage)
+            return await triage_alerts(alerts, live, settings.triage, reasoner())
         pipeline = TriagePipeline.from_settings(settings)
         try:
             return [(await pipeline.run(a)).result for a in alerts]

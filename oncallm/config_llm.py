@@ -34,7 +34,7 @@ DEFAULT_LOCAL_BASE_URL = "http://localhost:11434/v1"
 DEFAULT_MODELS: dict[LLMProvider, tuple[str, str]] = {
     LLMProvider.OPENAI_COMPATIBLE: ("llama3.1:8b", "llama3.1:8b"),
     LLMProvider.OPENAI: ("gpt-4.1-mini", "gpt-4.1"),
-    LLMProvider.ANTHROPIC: ("claude-haiku-4-5", "claude-sonnet-4-5"),
+    LLMProvider.ANTHROPIC: ("claude-haiku-4-5", "claude-sonnet-4-6"),
 }
 
 Tier = Literal["fast", "strong"]
@@ -53,7 +53,7 @@ class LLMModels(_Section):
         default=None,
         description=(
             "Model that reasons about the triage. Unset: the provider's default "
-            "(`llama3.1:8b` local, `gpt-4.1`, `claude-sonnet-4-5`). For azure-openai, a "
+            "(`llama3.1:8b` local, `gpt-4.1`, `claude-sonnet-4-6`). For azure-openai, a "
             "deployment name."
         ),
     )
@@ -153,7 +153,8 @@ class LLMSettings(_Section):
         description=(
             "Price per model name, overriding the bundled price table "
             "(e.g. `{gpt-4.1: {input_per_mtok: 2, output_per_mtok: 8}}`). Models in "
-            "neither are reported with cost 0 (local models)."
+            "neither cost 0 when served by openai-compatible (local) and are reported with "
+            "an unknown cost (null) otherwise."
         ),
     )
     cache_ttl_seconds: int = Field(
