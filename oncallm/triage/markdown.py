@@ -17,6 +17,12 @@ def _ref(resource: Mapping[str, Any] | None) -> str:
     )
 
 
+def _claimed_by(finding: Mapping[str, Any]) -> str:
+    if finding.get("analyzer") != "llm":
+        return ""
+    return ", the model's" + ("" if finding.get("verified") else ", unverified")
+
+
 def _llm_section(llm: Mapping[str, Any] | None) -> list[str]:
     """The model's explanation, labelled as the model's, with what grounding dropped."""
     if not llm:
@@ -80,7 +86,10 @@ def render(result: Mapping[str, Any]) -> str:
     others = result.get("findings", [])[1:] if result.get("findings") else []
     if others:
         lines += ["", "## Other findings", ""]
-        lines += [f"- **{f['category']}** ({f['confidence']:.2f}) {f['summary']}" for f in others]
+        lines += [
+            f"- **{f['category']}** ({f['confidence']:.2f}{_claimed_by(f)}) {f['summary']}"
+            for f in others
+        ]
     if result.get("recommendations"):
         lines += ["", "## Recommendations", ""]
         for number, rec in enumerate(result["recommendations"], 1):

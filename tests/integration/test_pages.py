@@ -8,6 +8,8 @@ import httpx
 
 from oncallm.samples import load_sample, sample_cluster
 from tests.conftest import app_client, make_settings
+from tests.fakes.llm_script import Reply
+from tests.fakes.openai_api import OpenAIFake
 from tests.support.payloads import am_alert, am_notification, resolved
 
 WEBHOOK = "/api/v1/alerts/alertmanager"
@@ -74,3 +76,49 @@ async def test_the_page_shows_the_root_cause_evidence_and_what_to_do(database_ur
     assert "<h3>What to do</h3>" in page
     assert "kubectl -n shop" in page
     assert "Inspected " in page
+
+
+async def test_the_page_labels_the_models_explanation_and_what_grounding_dropped(
+    database_url: str,
+) -> None:
+    made_up_pod = {"kind": "Pod", "namespace": "shop", "name": "api-5f7c9d-zzzzz"}
+    answer = {
+        "explanation": "The api pods run out of memory [log:shop/none/api/previous].",
+        "root_cause": {
+            "category": "OOMKilled",
+            "culprit": made_up_pod,
+            "summary": "Pod api-5f7c9d-zzzzz leaks memory.",
+            "confidence": 0.95,
+            "evidence": ["log:shop/none/api/previous"],
+        },
+        "recommendations": [
+            {
+                "title": "Delete the leaking pod",
+                "commands": ["kubectl -n shop delete pod api-5f7c9d-zzzzz"],
+            }
+        ],
+    }
+    clusters = {"prod-eu-1": {"snapshot": str(sample_cluster())}}
+    with OpenAIFake(api_key=None) as llm:
+        llm.default = Reply.output(answer)
+        settings = make_settings(
+            database_url,
+            kubernetes={"clusters": clusters},
+            llm={"provider": "openai-compatible", "base_url": llm.base_url},
+        )
+        async with app_client(settings) as client:
+            payload = load_sample("02-oom.json")
+            await client.post(WEBHOOK, json=payload)
+            path = f"/alerts/{payload['alerts'][0]['fingerprint']}"
+            for _ in range(400):
+                page = (await client.get(path)).text
+                if "<strong>succeeded</strong>" in page:
+                    break
+                await asyncio.sleep(0.05)
+    assert "Root cause: OOMKilled" in page
+    assert "Culprit: <strong>Deployment shop/api</strong>" in page  # the evidence's culprit
+    assert "The model disagrees" in page
+    assert "unverified: not in the gathered evidence" in page
+    assert "Claims dropped by the grounding check (3)" in page
+    assert "kubectl -n shop delete pod api-5f7c9d-zzzzz" not in page.split("Claims dropped")[0]
+    assert "llama3.1:8b" in page
