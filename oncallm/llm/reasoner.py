@@ -28,6 +28,7 @@ from pydantic_core import from_json
 
 from oncallm.config_llm import LLMSettings
 from oncallm.errors import LLMBudgetExceeded, LLMError
+from oncallm.llm.condense import condense
 from oncallm.llm.cost import TokenUsage, estimate_cost, usage_from
 from oncallm.llm.digest import ContextDigest
 from oncallm.llm.followup import TOOL_NAMES, FollowUp
@@ -41,7 +42,7 @@ from oncallm.llm.ports import (
     UsageRecord,
     utc_midnight,
 )
-from oncallm.llm.prompts import PROMPT_VERSION, fit_prompt
+from oncallm.llm.prompts import PROMPT_VERSION, RenderedPrompt, fit_prompt
 from oncallm.llm.providers import LLMClient, build_llm_client
 from oncallm.llm.redaction import Redactor
 from oncallm.llm.verdict import Verdict
@@ -118,8 +119,9 @@ class Reasoner:
     settings: LLMSettings
     usage: UsageBook
     cache: AnswerCache
-    # Replaces the client's strong model: pydantic-ai's FunctionModel in unit tests.
+    # Replace the client's strong and fast models: pydantic-ai's FunctionModel in unit tests.
     model: Model | None = None
+    fast_model: Model | None = None
 
     @classmethod
     def from_settings(
@@ -230,14 +232,12 @@ class Reasoner:
             await stream.finish(answer.explanation)
         else:
             await self._check_daily_budget(prompt.estimated_tokens)
+            spent: list[tuple[str, TokenUsage, int]] = []
+            if prompt.estimated_tokens > settings.prompt_token_target:
+                user = await self._condense(digest, prompt, redactor, followup, block, spent)
             answer, usage, calls = await self._ask(system, user, followup, stream)
-            self._account(block, usage, calls)
-            await self.usage.record(
-                UsageRecord(
-                    block["provider"], block["model"], usage.prompt, usage.completion,
-                    block["cost_usd"],
-                )
-            )  # fmt: skip
+            spent.append((block["model"], usage, calls))
+            await self._account(block, spent)
             if settings.cache_ttl_seconds:
                 await self.cache.put(
                     key,
@@ -298,21 +298,69 @@ class Reasoner:
         await stream.finish(answer.explanation)
         return answer, usage_from(run_usage), run_usage.requests
 
-    def _account(self, block: dict[str, Any], usage: TokenUsage, calls: int) -> None:
-        provider, model = block["provider"], block["model"]
-        cost = estimate_cost(provider, model, usage, self.settings.prices)
-        block["tokens"] = {
-            "prompt": usage.prompt,
-            "completion": usage.completion,
-            "total": usage.total,
-        }
-        block["cost_usd"] = None if cost is None else round(cost, 6)
-        block["calls"] = calls
-        LLM_CALLS.labels(provider, model, "ok").inc(calls)
-        LLM_TOKENS.labels(provider, model, "prompt").inc(usage.prompt)
-        LLM_TOKENS.labels(provider, model, "completion").inc(usage.completion)
-        if cost:
-            LLM_COST.labels(provider, model).inc(cost)
+    async def _condense(
+        self,
+        digest: ContextDigest,
+        prompt: RenderedPrompt,
+        redactor: Redactor,
+        followup: FollowUp,
+        block: dict[str, Any],
+        spent: list[tuple[str, TokenUsage, int]],
+    ) -> str:
+        """The user prompt after the fast model condensed what did not fit.
+
+        A failure here costs the triage nothing but size: the uncondensed prompt is sent.
+        """
+        fast = self.client.model_name("fast")
+        try:
+            async with self.client.request("fast"):
+                _, smaller, usage, calls = await condense(
+                    self.fast_model or self.client.model("fast"),
+                    digest,
+                    prompt,
+                    redactor=redactor,
+                    token_target=self.settings.prompt_token_target,
+                    followup_tools=TOOL_NAMES if followup.enabled else (),
+                    timeout_seconds=self.settings.timeout_seconds,
+                )
+        except LLMError as exc:
+            block["condensed"] = {"model": fast, "error": exc.detail}
+            return redactor.redact(prompt.user)
+        if calls:
+            spent.append((fast, usage, calls))
+            block["condensed"] = {
+                "model": fast,
+                "estimated_prompt_tokens_before": prompt.estimated_tokens,
+                "estimated_prompt_tokens_after": smaller.estimated_tokens,
+            }
+            block["compression"]["estimated_prompt_tokens"] = smaller.estimated_tokens
+        return redactor.redact(smaller.user)
+
+    async def _account(
+        self, block: dict[str, Any], spent: list[tuple[str, TokenUsage, int]]
+    ) -> None:
+        """Tokens, cost and calls of every model used, on the block, the books and /metrics."""
+        provider = block["provider"]
+        total = TokenUsage(0, 0)
+        cost_sum: float | None = 0.0
+        calls_sum = 0
+        for model, usage, calls in spent:
+            cost = estimate_cost(provider, model, usage, self.settings.prices)
+            total = total + usage
+            calls_sum += calls
+            cost_sum = None if cost is None or cost_sum is None else cost_sum + cost
+            LLM_CALLS.labels(provider, model, "ok").inc(calls)
+            LLM_TOKENS.labels(provider, model, "prompt").inc(usage.prompt)
+            LLM_TOKENS.labels(provider, model, "completion").inc(usage.completion)
+            if cost:
+                LLM_COST.labels(provider, model).inc(cost)
+            await self.usage.record(
+                UsageRecord(provider, model, usage.prompt, usage.completion, cost)
+            )
+        block["tokens"] = {"prompt": total.prompt, "completion": total.completion,
+                           "total": total.total}  # fmt: skip
+        block["cost_usd"] = None if cost_sum is None else round(cost_sum, 6)
+        block["calls"] = calls_sum
 
     def _fold(
         self,

@@ -11,14 +11,26 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from oncallm.config_llm import LLMSettings
-from oncallm.llm.ports import MemoryAnswerCache, MemoryUsageBook, UsageRecord
+from oncallm.llm.ports import (
+    MemoryAnswerCache,
+    MemoryUsageBook,
+    UsageRecord,
+    discard_explanation,
+)
 from oncallm.llm.reasoner import Reasoner
 from oncallm.sources.snapshot import SnapshotSource
 from tests.support.golden import CASES_DIR, golden_triage
@@ -230,3 +242,45 @@ def test_the_daily_budget_refuses_before_any_call() -> None:
     result, _ = run(script, settings(daily_token_budget=10_000), usage=usage)
     assert "daily token budget of 10,000 reached" in result["llm"]["error"]
     assert script.requests == []
+
+
+def test_the_fast_model_condenses_uncited_items_when_the_prompt_does_not_fit() -> None:
+    case = "istio-proxy-sidecar-oomkilled"  # four pods, all cited: over any small target
+    _, deterministic = golden_triage(case)
+    sent_to_fast: list[str] = []
+
+    def condense(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        listing = str(messages[0].parts[-1].content)  # type: ignore[union-attr]
+        sent_to_fast.append(listing)
+        ids = re.findall(r"^\[([^\n]+)\]$", listing, flags=re.MULTILINE)
+        items = [{"id": i, "text": f"short note on {i}"} for i in ids]
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"items": items})])
+
+    script = ScriptedModel([[{"tool": "answer", "args": answer(deterministic)}]])
+    ctx, _ = golden_triage(case)
+    result = copy.deepcopy(deterministic)
+    result["timings_ms"] = {"total": 1.0}
+
+    async def go() -> None:
+        reasoner = Reasoner.from_settings(settings(prompt_token_target=1500))
+        assert reasoner is not None
+        reasoner.model = script.model
+        reasoner.fast_model = FunctionModel(function=condense)
+        source = SnapshotSource(CASES_DIR / case / "snapshot")
+        try:
+            await reasoner.reason(ctx, result, source, discard_explanation)
+        finally:
+            await source.close()
+            await reasoner.aclose()
+
+    asyncio.run(go())
+    llm = result["llm"]
+    assert llm["error"] is None
+    condensed = llm["condensed"]
+    assert condensed["estimated_prompt_tokens_after"] < condensed["estimated_prompt_tokens_before"]
+    assert llm["calls"] == 2  # one fast, one strong
+    cited = set(deterministic["root_cause"]["evidence"])
+    assert not any(f"[{c}]" in sent_to_fast[0] for c in cited), "cited items stay verbatim"
+    strong_prompt = str(script.requests[0][0].parts[-1].content)  # type: ignore[union-attr]
+    assert "(condensed)" in strong_prompt
+    assert all(c in strong_prompt for c in cited)
