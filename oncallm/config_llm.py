@@ -122,13 +122,13 @@ class LLMSettings(_Section):
         description="How long an open breaker refuses calls before letting one through.",
     )
     followup_max_rounds: int = Field(
-        default=2,
+        default=1,
         ge=0,
         le=10,
         description="Rounds in which the model may ask for more facts (0: no follow-up).",
     )
     followup_max_calls: int = Field(
-        default=4, ge=0, le=50, description="Read-only tool calls the model may make in all."
+        default=3, ge=0, le=50, description="Read-only tool calls the model may make in all."
     )
     prompt_token_target: int = Field(
         default=4000,
