@@ -56,6 +56,7 @@ docs: deps ## regenerate docs/configuration.md from oncallm/config.py
 bench: deps ## ingest and gather benchmarks (each prints JSON)
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/gather.py
+	$(UV) run python benchmarks/llm_cost.py
 
 clean:
 	rm -rf .oncallm .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov test-artifacts
