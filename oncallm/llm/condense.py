@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent
 from pydantic_ai.models import Model
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.usage import RunUsage, UsageLimits
 
-from oncallm.llm.cost import TokenUsage, usage_from
 from oncallm.llm.digest import ContextDigest, DigestItem, canonical_text, estimate_tokens
 from oncallm.llm.prompts import RenderedPrompt, render_prompt
 from oncallm.llm.redaction import Redactor
@@ -69,12 +68,16 @@ async def condense(
     token_target: int,
     followup_tools: Sequence[str],
     timeout_seconds: float,
-) -> tuple[ContextDigest, RenderedPrompt, TokenUsage, int]:
-    """A digest and prompt that fit better, the tokens spent and the calls made (0 or 1)."""
+    usage: RunUsage,
+) -> tuple[ContextDigest, RenderedPrompt]:
+    """A digest and prompt that fit better (the same ones when nothing can be condensed).
+
+    ``usage`` is added to as responses arrive, so a failed call's tokens are still known.
+    """
     excess = prompt.estimated_tokens - token_target
     chosen = candidates(digest, excess) if excess > 0 else []
     if not chosen:
-        return digest, prompt, TokenUsage(0, 0), 0
+        return digest, prompt
     listing = "\n\n".join(f"[{item.id}]\n{redactor.redact(item.text)}" for item in chosen)
     agent: Agent[None, Condensed] = Agent(
         model, output_type=Condensed, instructions=INSTRUCTIONS, name="oncallm-condense"
@@ -82,6 +85,7 @@ async def condense(
     run = await agent.run(
         listing,
         usage_limits=UsageLimits(request_limit=2),
+        usage=usage,
         model_settings={"timeout": timeout_seconds},
     )
     rewritten = {c.id: c.text.strip() for c in run.output.items if c.text.strip()}
@@ -94,4 +98,4 @@ async def condense(
     text = canonical_text(digest.alert, digest.findings, digest.gaps, items)
     smaller = dataclasses.replace(digest, items=items, estimated_tokens=estimate_tokens(text))
     condensed_prompt = render_prompt(smaller, followup_tools=followup_tools, version=prompt.version)
-    return smaller, condensed_prompt, usage_from(run.usage), run.usage.requests
+    return smaller, condensed_prompt

@@ -23,7 +23,7 @@ from pydantic_ai import Agent
 from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_core import from_json
 
 from oncallm.config_llm import LLMSettings
@@ -52,6 +52,9 @@ from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceItem
 
 log = structlog.get_logger("oncallm.llm")
+
+# (model name, its usage in this triage) for every model a triage called.
+Spent = list[tuple[str, RunUsage]]
 
 # Room left for the answer when checking a prompt against the budgets.
 ANSWER_TOKENS = 1500
@@ -163,8 +166,11 @@ class Reasoner:
         started = time.perf_counter()
         block = self._block()
         result["llm"] = block
+        # pydantic-ai adds to these usage objects as each response arrives, so what a
+        # failed call spent is still known and booked.
+        spent: Spent = []
         try:
-            await self._reason(ctx, result, source, explanation, block)
+            await self._reason(ctx, result, source, explanation, block, spent)
         except LLMError as exc:
             block["error"] = exc.detail
             if isinstance(exc.__cause__, UsageLimitExceeded):
@@ -177,12 +183,27 @@ class Reasoner:
             block["error"] = self.client.as_llm_error(exc).detail
         finally:
             block["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            if spent:
+                try:
+                    await self._account(block, spent)
+                except Exception as exc:  # the books must not fail a triage
+                    log.error("llm usage not recorded", error=str(exc)[:300])
         if block["error"]:
             LLM_CALLS.labels(block["provider"], block["model"], "error").inc()
             log.warning(
                 "llm reasoning failed; deterministic result stands",
                 fingerprint=ctx.alert.fingerprint,
                 error=block["error"],
+                tokens=block["tokens"]["total"],
+            )
+        else:
+            log.info(
+                "llm reasoning done",
+                fingerprint=ctx.alert.fingerprint,
+                agreement=block["agreement"]["verdict"],
+                tokens=block["tokens"]["total"],
+                calls=block["calls"],
+                cached=block["cached"],
             )
 
     async def _reason(
@@ -192,6 +213,7 @@ class Reasoner:
         source: ClusterSource,
         sink: ExplanationSink,
         block: dict[str, Any],
+        spent: Spent,
     ) -> None:
         settings = self.settings
         names = _object_names(ctx) if settings.redact_object_names else ()
@@ -232,12 +254,11 @@ class Reasoner:
             await stream.finish(answer.explanation)
         else:
             await self._check_daily_budget(prompt.estimated_tokens)
-            spent: list[tuple[str, TokenUsage, int]] = []
             if prompt.estimated_tokens > settings.prompt_token_target:
                 user = await self._condense(digest, prompt, redactor, followup, block, spent)
-            answer, usage, calls = await self._ask(system, user, followup, stream)
-            spent.append((block["model"], usage, calls))
-            await self._account(block, spent)
+            strong_usage = RunUsage()
+            spent.append((block["model"], strong_usage))
+            answer = await self._ask(system, user, followup, stream, strong_usage)
             if settings.cache_ttl_seconds:
                 await self.cache.put(
                     key,
@@ -269,8 +290,13 @@ class Reasoner:
             )
 
     async def _ask(
-        self, system: str, user: str, followup: FollowUp, stream: ExplanationStream
-    ) -> tuple[Verdict, TokenUsage, int]:
+        self,
+        system: str,
+        user: str,
+        followup: FollowUp,
+        stream: ExplanationStream,
+        usage: RunUsage,
+    ) -> Verdict:
         settings = self.settings
         agent: Agent[None, Verdict] = Agent(
             self.model or self.client.model("strong"),
@@ -287,16 +313,15 @@ class Reasoner:
         )
         async with (
             self.client.request("strong"),
-            agent.run_stream(user, usage_limits=limits) as run,
+            agent.run_stream(user, usage_limits=limits, usage=usage) as run,
         ):
             async for response in run.stream_response(debounce_by=0.05):
                 text = partial_explanation(response)
                 if text:
                     await stream.update(text)
             answer = await run.get_output()
-            run_usage = run.usage
         await stream.finish(answer.explanation)
-        return answer, usage_from(run_usage), run_usage.requests
+        return answer
 
     async def _condense(
         self,
@@ -305,16 +330,18 @@ class Reasoner:
         redactor: Redactor,
         followup: FollowUp,
         block: dict[str, Any],
-        spent: list[tuple[str, TokenUsage, int]],
+        spent: Spent,
     ) -> str:
         """The user prompt after the fast model condensed what did not fit.
 
         A failure here costs the triage nothing but size: the uncondensed prompt is sent.
         """
         fast = self.client.model_name("fast")
+        usage = RunUsage()
+        spent.append((fast, usage))
         try:
             async with self.client.request("fast"):
-                _, smaller, usage, calls = await condense(
+                _, smaller = await condense(
                     self.fast_model or self.client.model("fast"),
                     digest,
                     prompt,
@@ -322,12 +349,12 @@ class Reasoner:
                     token_target=self.settings.prompt_token_target,
                     followup_tools=TOOL_NAMES if followup.enabled else (),
                     timeout_seconds=self.settings.timeout_seconds,
+                    usage=usage,
                 )
         except LLMError as exc:
             block["condensed"] = {"model": fast, "error": exc.detail}
             return redactor.redact(prompt.user)
-        if calls:
-            spent.append((fast, usage, calls))
+        if smaller is not prompt:
             block["condensed"] = {
                 "model": fast,
                 "estimated_prompt_tokens_before": prompt.estimated_tokens,
@@ -336,15 +363,16 @@ class Reasoner:
             block["compression"]["estimated_prompt_tokens"] = smaller.estimated_tokens
         return redactor.redact(smaller.user)
 
-    async def _account(
-        self, block: dict[str, Any], spent: list[tuple[str, TokenUsage, int]]
-    ) -> None:
+    async def _account(self, block: dict[str, Any], spent: Spent) -> None:
         """Tokens, cost and calls of every model used, on the block, the books and /metrics."""
         provider = block["provider"]
         total = TokenUsage(0, 0)
         cost_sum: float | None = 0.0
         calls_sum = 0
-        for model, usage, calls in spent:
+        for model, run_usage in spent:
+            if not run_usage.requests:
+                continue
+            usage, calls = usage_from(run_usage), run_usage.requests
             cost = estimate_cost(provider, model, usage, self.settings.prices)
             total = total + usage
             calls_sum += calls
@@ -402,13 +430,6 @@ class Reasoner:
         ]
         block["grounding"] = {"dropped": grounded.dropped, "verified": grounded.root.verified}
         block["followup"] = followup.summary()
-        log.info(
-            "llm reasoning done",
-            fingerprint=ctx.alert.fingerprint,
-            agreement=block["agreement"]["verdict"],
-            tokens=block["tokens"]["total"],
-            cached=block["cached"],
-        )
 
 
 def _object_names(ctx: TriageContext) -> list[str]:

@@ -13,6 +13,7 @@ import copy
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai.messages import (
@@ -284,3 +285,37 @@ def test_the_fast_model_condenses_uncited_items_when_the_prompt_does_not_fit() -
     strong_prompt = str(script.requests[0][0].parts[-1].content)  # type: ignore[union-attr]
     assert "(condensed)" in strong_prompt
     assert all(c in strong_prompt for c in cited)
+
+
+def test_a_failed_condensation_still_books_what_it_spent_and_sends_the_full_prompt() -> None:
+    case = "istio-proxy-sidecar-oomkilled"
+    ctx, deterministic = golden_triage(case)
+
+    def off_schema(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"nope": 1})])
+
+    script = ScriptedModel([[{"tool": "answer", "args": answer(deterministic)}]])
+    result = copy.deepcopy(deterministic)
+    result["timings_ms"] = {"total": 1.0}
+    usage = MemoryUsageBook()
+
+    async def go() -> None:
+        reasoner = Reasoner.from_settings(settings(prompt_token_target=1500), usage=usage)
+        assert reasoner is not None
+        reasoner.model = script.model
+        reasoner.fast_model = FunctionModel(function=off_schema)
+        source = SnapshotSource(CASES_DIR / case / "snapshot")
+        try:
+            await reasoner.reason(ctx, result, source, discard_explanation)
+        finally:
+            await source.close()
+            await reasoner.aclose()
+
+    asyncio.run(go())
+    llm = result["llm"]
+    assert llm["error"] is None
+    assert "gave no valid answer" in llm["condensed"]["error"]
+    assert llm["calls"] == 3  # two fast attempts, then the strong answer
+    assert "(condensed)" not in str(script.requests[0][0].parts[-1].content)  # type: ignore[union-attr]
+    booked = asyncio.run(usage.spent_since(datetime.min.replace(tzinfo=UTC)))
+    assert booked == llm["tokens"]["total"] > 0
