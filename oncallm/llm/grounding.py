@@ -204,20 +204,28 @@ class Grounding:
         )
 
 
-def _same_object(claim: ObjectClaim | None, resource: Mapping[str, Any] | None) -> bool:
-    if claim is None or resource is None:
+def _names_same_thing(claim: ObjectClaim | None, root: Mapping[str, Any]) -> bool:
+    """Whether the model's culprit is the root's culprit or the object it shows on.
+
+    One incident has several right names: the Service whose selector is wrong and the
+    Deployment it no longer selects, or a cert-manager Certificate and the Secret of the
+    same name it writes. The same category on the culprit, the symptom's subject, or an
+    object of the same namespace and name is agreement, not a rival cause.
+    """
+    if claim is None:
         return True  # nothing to contradict
     ref = _ref_of(claim)
-    return (ref.kind, ref.namespace, ref.name) == (
-        resource.get("kind"),
-        resource.get("namespace"),
-        resource.get("name"),
-    )
+    for resource in (root.get("resource"), root.get("subject")):
+        if not resource:
+            continue
+        if (ref.namespace, ref.name) == (resource.get("namespace"), resource.get("name")):
+            return True
+    return root.get("resource") is None and root.get("subject") is None
 
 
 def agrees(root: Mapping[str, Any], hypothesis: Hypothesis) -> bool:
-    return root.get("category") == hypothesis.category and _same_object(
-        hypothesis.culprit, root.get("resource")
+    return root.get("category") == hypothesis.category and _names_same_thing(
+        hypothesis.culprit, root
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from oncallm.llm.grounding import LLM_ONLY_CAP, Grounding, apply_verdict
+from oncallm.llm.grounding import LLM_ONLY_CAP, Grounding, agrees, apply_verdict
 from oncallm.llm.verdict import Hypothesis, ObjectClaim, SuggestedStep, Verdict
 from oncallm.sources.base import ObjectRef
 
@@ -164,3 +164,24 @@ def test_a_verified_answer_fills_an_unknown_but_an_unverified_one_does_not() -> 
     assert unknown["root_cause"]["category"] == "ConfigError"
     assert unknown["root_cause"]["confidence"] == LLM_ONLY_CAP
     assert unknown["root_cause"]["analyzer"] == "llm"
+
+
+def test_naming_the_symptoms_object_or_its_namesake_is_agreement_not_a_rival() -> None:
+    root = {
+        "category": "ServiceNoEndpoints",
+        "resource": {"kind": "Service", "namespace": "shop", "name": "rates-api"},
+        "subject": {"kind": "Deployment", "namespace": "shop", "name": "shipping-quotes"},
+    }
+    on_subject = ObjectClaim(kind="Deployment", namespace="shop", name="shipping-quotes")
+    elsewhere = ObjectClaim(kind="Deployment", namespace="shop", name="cart")
+    same = {"category": "ServiceNoEndpoints", "summary": "x", "confidence": 0.8}
+    assert agrees(root, Hypothesis(**same, culprit=on_subject))
+    assert not agrees(root, Hypothesis(**same, culprit=elsewhere))
+    assert not agrees(root, Hypothesis(**{**same, "category": "CrashLoop"}, culprit=on_subject))
+    cert_root = {
+        "category": "CertificateError",
+        "resource": {"kind": "Secret", "namespace": "ledger", "name": "ledger-tls"},
+    }
+    certificate = ObjectClaim(kind="Certificate", namespace="ledger", name="ledger-tls")
+    cert = {"category": "CertificateError", "summary": "x", "confidence": 0.8}
+    assert agrees(cert_root, Hypothesis(**cert, culprit=certificate))
