@@ -53,10 +53,11 @@ lint typecheck check: deps
 docs: deps ## regenerate docs/configuration.md from oncallm/config.py
 	$(UV) run oncallm config docs > docs/configuration.md
 
-bench: deps ## ingest and gather benchmarks (each prints JSON)
+bench: deps ## ingest, gather, LLM cost and redaction benchmarks (each prints JSON)
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/gather.py
 	$(UV) run python benchmarks/llm_cost.py
+	$(UV) run python benchmarks/redaction.py
 
 clean:
 	rm -rf .oncallm .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov test-artifacts
