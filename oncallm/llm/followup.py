@@ -129,8 +129,13 @@ class FollowUp:
         if obj is None:
             return self._done("get_object", args, ctx, f"not found: {_path(ref)} does not exist")
         evidence_id = f"object:{_path(ref)}#summary"
-        text = _clip(json.dumps(_compact(obj), indent=1, sort_keys=True, default=str))
-        return self._learned("get_object", args, ctx, evidence_id, "object", ref, text)
+        compact = _compact(obj)
+        text = json.dumps(compact, indent=1, sort_keys=True, default=str)
+        # Redacted as an object (credential keys, Secret data) before it becomes text.
+        sent = json.dumps(
+            self.redactor.redact_object(compact), indent=1, sort_keys=True, default=str
+        )
+        return self._learned("get_object", args, ctx, evidence_id, "object", ref, text, sent)
 
     async def get_events(
         self, ctx: RunContext[None], kind: str, name: str, namespace: str | None = None
@@ -158,7 +163,7 @@ class FollowUp:
         by_reason: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             by_reason.setdefault(str(event.get("reason") or "Unknown"), []).append(event)
-        lines = []
+        lines: list[str] = []
         first_id = None
         for reason in sorted(by_reason):
             group = by_reason[reason]
@@ -166,9 +171,11 @@ class FollowUp:
             last = max(group, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime")))
             evidence_id = f"event:{_path(ref)}/{reason}"
             first_id = first_id or evidence_id
-            line = f"{last.get('type', 'Normal')} {reason} (x{count}): {last.get('message', '')}"
-            self._record_evidence(evidence_id, "event", ref, line, "events")
-            lines.append(f"[{evidence_id}] {line}")
+            head = f"{last.get('type', 'Normal')} {reason} (x{count}): "
+            message = str(last.get("message", ""))
+            self._record_evidence(evidence_id, "event", ref, head + message, "events")
+            # The message is redacted on its own, before our prefix is put in front of it.
+            lines.append(f"[{evidence_id}] {head}{self.redactor.redact(message)}")
         self.calls.append(ToolCall("get_events", args, "ok", first_id, self._round(ctx)))
         return self.redactor.redact(_clip("\n".join(lines)))
 
@@ -195,18 +202,19 @@ class FollowUp:
         namespace, pod, container = (self.redactor.restore(v) for v in (namespace, pod, container))
         ref = ObjectRef("Pod", namespace, pod)
         try:
-            lines = await self.source.logs(
+            text = await self.source.logs(
                 namespace, pod, container, previous=previous, tail_lines=LOG_TAIL
             )
         except SourceError as exc:
             return self._done("get_logs", args, ctx, f"error: {exc.detail}")
         self.inspected.add(ref)
-        if not lines:
+        if not text or not text.strip():
             return self._done("get_logs", args, ctx, "no log lines")
         instance = "previous" if previous else "current"
         evidence_id = f"log:{namespace}/{pod}/{container}/{instance}"
-        text = _clip("\n".join(lines))
-        return self._learned("get_logs", args, ctx, evidence_id, "log", ref, text)
+        # Redacted whole, before clipping could cut a key or a header in two.
+        sent = self.redactor.redact(text)
+        return self._learned("get_logs", args, ctx, evidence_id, "log", ref, text, sent)
 
     # --- limits and records ---------------------------------------------------------
 
@@ -256,7 +264,7 @@ class FollowUp:
             evidence_id,
             kind,  # type: ignore[arg-type]
             ref,
-            text[:2000],
+            text[-2000:] if kind == "log" else text[:2000],  # a log's end says how it failed
             f"{self.source_name}: {what} (follow-up asked by the model)",
         )
 
@@ -269,10 +277,13 @@ class FollowUp:
         kind: str,
         ref: ObjectRef,
         text: str,
+        sent: str,
     ) -> str:
+        """Record the original as evidence; answer the model with the redacted form."""
         self._record_evidence(evidence_id, kind, ref, text, tool.removeprefix("get_"))
         self.calls.append(ToolCall(tool, args, "ok", evidence_id, self._round(ctx)))
-        return self.redactor.redact(f"evidence id: {evidence_id}\n{text}")
+        clipped = sent if kind != "log" else sent[-MAX_TOOL_TEXT:]  # a log's end matters
+        return self.redactor.redact(f"evidence id: {evidence_id}\n{_clip(clipped)}")
 
     def summary(self) -> dict[str, Any]:
         outcomes = Counter(c.outcome.split(":")[0] for c in self.calls)

@@ -12,6 +12,7 @@ untouched except for that error: the LLM can only add to a triage, never break o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -33,6 +34,7 @@ from oncallm.llm.cost import TokenUsage, estimate_cost, usage_from
 from oncallm.llm.digest import ContextDigest
 from oncallm.llm.followup import TOOL_NAMES, FollowUp
 from oncallm.llm.grounding import Grounding, apply_verdict
+from oncallm.llm.outbound import redact_context, redact_result
 from oncallm.llm.ports import (
     AnswerCache,
     ExplanationSink,
@@ -226,12 +228,14 @@ class Reasoner:
             source_name=ctx.source_name,
         )
         digest, prompt = fit_prompt(
-            ctx,
-            result,
+            redact_context(ctx, redactor),
+            redact_result(result, redactor),
             token_target=settings.prompt_token_target,
             followup_tools=TOOL_NAMES if followup.enabled else (),
         )
-        # The system prompt is our own fixed text; only what came from the cluster is redacted.
+        # The system prompt is our own fixed text; what came from the cluster was redacted
+        # value by value above, and the rendered prompt once more as a whole (names, and
+        # anything our own formatting put together).
         system, user = prompt.system, redactor.redact(prompt.user)
         for kind, count in redactor.counts.items():
             LLM_REDACTIONS.labels(kind).inc(count)
@@ -270,7 +274,7 @@ class Reasoner:
                     settings.cache_ttl_seconds,
                 )
         verdict = Verdict.model_validate(redactor.restore_value(answer.model_dump(mode="json")))
-        self._fold(ctx, result, digest, followup, verdict, block)
+        self._fold(ctx, result, digest, followup, verdict, block, redactor)
 
     def _cache_key(self, model: str, system: str, user: str, followup: bool) -> str:
         material = json.dumps(
@@ -398,6 +402,7 @@ class Reasoner:
         followup: FollowUp,
         verdict: Verdict,
         block: dict[str, Any],
+        redactor: Redactor,
     ) -> None:
         inspected = _inspected(ctx) | followup.inspected
         grounding = Grounding(digest.ids() | set(followup.evidence), inspected)
@@ -413,7 +418,9 @@ class Reasoner:
                 continue
             item = followup.evidence.get(evidence_id)
             if item is None and (found := digest.item(evidence_id)) is not None:
-                item = found.as_evidence(ctx.source_name)
+                # the digest holds redacted text; users see the original
+                redacted = found.as_evidence(ctx.source_name)
+                item = dataclasses.replace(redacted, excerpt=redactor.restore(redacted.excerpt))
             if item is not None:
                 result["evidence"].append(item.as_dict())
                 known.add(evidence_id)
