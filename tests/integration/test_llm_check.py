@@ -154,14 +154,14 @@ def test_anthropic_models_are_checked_through_the_messages_api(
     tmp_path: Path, ant: AnthropicFake
 ) -> None:
     ant.respond_with(
-        by_model(**{"claude-haiku-4-5": never_calls_tools, "claude-sonnet-4-5": capable})
+        by_model(**{"claude-haiku-4-5": never_calls_tools, "claude-sonnet-4-6": capable})
     )
     llm = {"provider": "anthropic", "base_url": ant.base_url, "api_key": ant.api_key or ""}
     code, out, err = check(tmp_path, "--format", "json", **llm)
     assert code == 0, err
     data = report(out)
     fast, strong = data["models"]
-    assert (fast["model"], strong["model"]) == ("claude-haiku-4-5", "claude-sonnet-4-5")
+    assert (fast["model"], strong["model"]) == ("claude-haiku-4-5", "claude-sonnet-4-6")
     assert (fast["tool_calls"], strong["tool_calls"]) == (False, True)
     for model in (fast, strong):
         assert model["output_modes"]["tool"] is True

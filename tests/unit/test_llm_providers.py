@@ -197,7 +197,7 @@ async def test_anthropic_uses_the_messages_api_and_the_key(wire: Wire) -> None:
     assert str(request.url) == "https://api.anthropic.com/v1/messages"
     # anthropic SDK 2.x sends the key as a bearer token (1.x: x-api-key).
     assert KEY in (request.headers.get("x-api-key"), request.headers.get("authorization", "")[7:])
-    assert b'"model":"claude-sonnet-4-5"' in request.content
+    assert b'"model":"claude-sonnet-4-6"' in request.content
 
 
 class Answer(BaseModel):
