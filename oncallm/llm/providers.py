@@ -37,18 +37,10 @@ from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import httpx2
 import structlog
-from anthropic import AsyncAnthropic
-from openai import AsyncAzureOpenAI, AsyncOpenAI
 from pydantic_ai import NativeOutput, PromptedOutput, ToolOutput
 from pydantic_ai.models import Model, create_async_httpx2_client
-from pydantic_ai.models.anthropic import AnthropicModel
-from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.profiles.openai import OpenAIModelProfile
 from pydantic_ai.providers import Provider
-from pydantic_ai.providers.anthropic import AnthropicProvider
-from pydantic_ai.providers.azure import AzureProvider
-from pydantic_ai.providers.openai import OpenAIProvider
-from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.retries import AsyncHTTPX2TenacityTransport, RetryConfig, wait_retry_after
 from tenacity import (
     RetryCallState,
@@ -179,8 +171,13 @@ def _build_provider(settings: LLMSettings, http_client: httpx2.AsyncClient) -> P
         "timeout": settings.timeout_seconds,
     }
     key = _api_key(settings)
+    # Each SDK is imported only for its provider: anthropic's alone takes ~3 s to import,
+    # which a one-shot `oncallm triage` against a local model should not pay.
     match settings.provider:
         case LLMProvider.OPENAI_COMPATIBLE:
+            from openai import AsyncOpenAI
+            from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
+
             local = AsyncOpenAI(
                 base_url=settings.effective_base_url, api_key=key or LOCAL_PLACEHOLDER_KEY, **common
             )
@@ -190,12 +187,18 @@ def _build_provider(settings: LLMSettings, http_client: httpx2.AsyncClient) -> P
                 settings.provider.value, openai_client=local, profile=_LOCAL_PROFILE
             )
         case LLMProvider.OPENAI:
+            from openai import AsyncOpenAI
+            from pydantic_ai.providers.openai import OpenAIProvider
+
             cloud = AsyncOpenAI(
                 base_url=settings.base_url or OPENAI_BASE_URL, api_key=key, **common
             )
             return OpenAIProvider(openai_client=cloud)
         case LLMProvider.AZURE_OPENAI:
             assert settings.base_url, "validated by LLMSettings"
+            from openai import AsyncAzureOpenAI
+            from pydantic_ai.providers.azure import AzureProvider
+
             azure = AsyncAzureOpenAI(
                 azure_endpoint=settings.base_url.rstrip("/"),
                 api_version=settings.api_version,
@@ -204,6 +207,9 @@ def _build_provider(settings: LLMSettings, http_client: httpx2.AsyncClient) -> P
             )
             return AzureProvider(openai_client=azure)
         case LLMProvider.ANTHROPIC:
+            from anthropic import AsyncAnthropic
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
             anthropic = AsyncAnthropic(
                 api_key=key, base_url=settings.base_url or ANTHROPIC_BASE_URL, **common
             )
@@ -247,8 +253,12 @@ class LLMClient:
         name = self.model_name(tier)
         model: Model
         if self.settings.provider is LLMProvider.ANTHROPIC:
+            from pydantic_ai.models.anthropic import AnthropicModel
+
             model = AnthropicModel(name, provider=self.provider)
         else:
+            from pydantic_ai.models.openai import OpenAIChatModel
+
             model = OpenAIChatModel(name, provider=self.provider)
         self._models[tier] = model
         return model
