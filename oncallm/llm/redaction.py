@@ -8,7 +8,8 @@ counts only and pickling is refused.
 
 Placeholder kinds (``<KIND_n>``, numbered per kind from 1, one number per distinct value):
 
-- ``PRIVATE_KEY``: PEM private key blocks (RSA, EC, OpenSSH, PKCS#8, GCP service accounts)
+- ``PRIVATE_KEY``: PEM private key blocks (RSA, EC, OpenSSH, PKCS#8, GCP service accounts),
+  also when a clip cut them (`` … `` inside, or the BEGIN or END line cut off)
 - ``JWT``: JSON Web Tokens (``eyJ...``, three base64url segments)
 - ``AWS_KEY``: AWS access key ids (AKIA/ASIA...) and secret access keys
 - ``API_KEY``: OpenAI/Anthropic ``sk-`` and Google ``AIza`` keys, ``api_key`` values
@@ -127,9 +128,35 @@ def _token_start(literal: str, rest: str) -> str:
     return f"{literal}(?<![A-Za-z0-9]{'.' * len(literal)}){rest}"
 
 
-_PEM = (  # the body runs to the next "-----": a BEGIN without an END costs only its body
-    rf"-----begin{_PEM_LABEL}(?:(?:[a-z0-9+/=\s\\:,.]|-(?!-))*+-----end{_PEM_LABEL}"
-    r"|(?:(?:\\[nr]|[\s\\])*[a-z0-9+/=]{20,})*)"  # a key cut off before its END line
+# Private keys as OncallM's clips may leave them: a mark (" … ", "… (cut) …", "[… 3 lines
+# omitted]", "… (cut to fit the follow-up budget)", or JSON's \u2026) anywhere inside, the
+# END line or the BEGIN line cut away. A base64 run is lines of 20+ base64 characters and
+# marks joined to the fragments either side of them, with (escaped) line breaks between.
+_MARK = r"(?:…|\\u2026)"
+_CUT = (
+    rf"(?:{_MARK}(?:[ \t]*\([^()\n]{{0,80}}\)(?:[ \t]*{_MARK})?)?"
+    rf"|\[{_MARK}[^\]\n]{{0,40}}\])"
+)
+_B64 = "[A-Za-z0-9+/=]"
+_PEM_SEP = r"(?:\\[nr]|[\s\\])"
+_PEM_PIECE = rf"(?>{_B64}*+[ \t]*{_CUT}[ \t]*{_B64}*+|{_B64}{{20,}}+)"
+_PEM_RUN = rf"(?>{_PEM_SEP}*+{_PEM_PIECE})*+"
+# A whole block spans anything up to its END line (a clip may have put anything inside),
+# at most `_PEM_SPAN` characters and never past another BEGIN; without an END line, the
+# base64 run after BEGIN goes. Both are found in `_hit`, with str.find, so that a BEGIN or
+# END line costs no regex scan ahead or back.
+_PEM_SPAN = 20_000
+_PEM_BEGIN = rf"-----begin{_PEM_LABEL}"
+_PEM_END = rf"-----end{_PEM_LABEL}"
+_PEM_END_LINE = re.compile(_PEM_END)
+_PEM_BODY = re.compile(_PEM_RUN)
+# An END line whose BEGIN was cut off: the base64 run right before it, searched for only
+# in the stretch of base64-ish characters before the END (found walking back, reversed).
+_PEM_STRETCH = re.compile(r"[A-Za-z0-9+/=\s\\…()\[\]]*")
+_CUTS = re.compile(_CUT)
+_B64_RUNS = re.compile(f"{_B64}+")
+_PEM_TAIL = re.compile(
+    rf"(?:(?<![A-Za-z0-9+/=\\])|(?<=\\[nr])){_PEM_PIECE}{_PEM_RUN}{_PEM_SEP}*+\Z"
 )
 _AUTHZ = (
     r"authorization(?<![a-z0-9]authorization)\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
@@ -159,7 +186,8 @@ _NUMBER = (
     rf"|(?P<natl>(?<=0)[1-9][0-9]{{0,4}}(?:[ \-][0-9]{{2,8}}){{1,4}}))){_NUM_END}"
 )
 _RULES: tuple[_Rule, ...] = (  # earlier rules win a tie (same start)
-    _rule("whole", _PEM, "PRIVATE_KEY", lowered=True),
+    _rule("pem", _PEM_BEGIN, "PRIVATE_KEY", lowered=True),
+    _rule("pem_end", _PEM_END, "PRIVATE_KEY", lowered=True),
     _rule("authz", _AUTHZ, "TOKEN", lowered=True),
     _rule("env", _ENV, "SECRET", lowered=True),
     *(
@@ -193,6 +221,17 @@ _ID_VALUE = re.compile(
     r"(?:(?<![A-Za-z])|[_.\-]|(?<=[a-z])(?=I))(?i:u?id)\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?\Z"
 )
 _YAML_INDENT = re.compile(r"[ \t]*(?:-[ \t]+)?")
+# Behind a prefix, a credential header's key is a token of its own: after a space, a quote
+# (handled as before), or the punctuation that opens or separates a list of headers.
+_TOKEN_BEFORE = frozenset(" \t,;([{=")
+_HEADER_KEY = re.compile(  # on a lowercased key that a kv rule found
+    r"x-[a-z0-9_.\-]+"
+    r"|[a-z0-9_.\-]*(?:api[_\-]?key|(?:access|client|private|secret)[_\-]?(?:key|secret)"
+    r"|(?:access|api|auth|bearer|bot|id|private|refresh|session|vault)[_\-]token)"
+)
+# Not a credential after a prefix: a word ("X-Api-Key: missing", "password: Expired").
+_PROSE = re.compile(r"[(\[<]?(?:[A-Za-z][a-z]{0,15}|n/a|-+)[)\]>]?")
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
 _APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -239,6 +278,7 @@ def _is_phone(candidate: str) -> bool:
 # The first group with a word found in a (lowercased) key decides its kind; else SECRET.
 _KEY_KINDS = (
     (("pass", "pwd"), "PASSWORD"),
+    (("private-token", "private_token", "privatetoken"), "TOKEN"),  # GitLab's header
     (("private",), "PRIVATE_KEY"),
     (("aws", "secret_access", "secretaccess"), "AWS_KEY"),
     (("token", "auth"), "TOKEN"),
@@ -274,6 +314,68 @@ def _inert(value: str) -> bool:
 def _names_a_key(value: str) -> bool:
     """``secretKey: api-key`` (an ExternalSecret) names a key; it holds no secret."""
     return len(value) <= 40 and bool(_SECRET_KEY.fullmatch(value.lower()))
+
+
+def _pem_end(lowered: str, body: int) -> int:
+    """Where a private key whose BEGIN line ends at ``body`` ends: after its END line, or
+    (no END line within reach) after the base64 run that follows the BEGIN line."""
+    limit = min(len(lowered), body + _PEM_SPAN)
+    if (begin := lowered.find("-----begin", body, limit)) >= 0:
+        limit = begin
+    at = lowered.find("-----end", body, limit)
+    while at >= 0:
+        if (end := _PEM_END_LINE.match(lowered, at)) is not None:
+            return end.end()
+        at = lowered.find("-----end", at + 8, limit)
+    return cast(re.Match[str], _PEM_BODY.match(lowered, body)).end()
+
+
+def _pem_start(text: str, end_line: int, floor: int) -> int | None:
+    """Where the base64 run right before an END line starts, or None without one."""
+    span = min(256, end_line - floor)
+    while True:  # most END lines have a short stretch: look back 256 characters first
+        reach = cast(re.Match[str], _PEM_STRETCH.match(text[end_line - span : end_line][::-1]))
+        if reach.end() < span or end_line - span == floor:
+            break
+        span = min(span * 16, end_line - floor)
+    tail = _PEM_TAIL.search(text, end_line - reach.end(), end_line)
+    if tail is None or sum(map(len, _B64_RUNS.findall(_CUTS.sub(" ", tail.group())))) < 20:
+        return None  # an END line alone, or after a clip's mark alone, hides nothing
+    start = tail.start()
+    while text[start] in " \t":  # the run may start with the space before a mark
+        start += 1
+    return start
+
+
+def _starts_line(text: str, key_start: int) -> bool:
+    """Whether only indentation (or a YAML list's dash) comes before the key on its line,
+    a line maybe inside a JSON string (an escaped newline)."""
+    floor = max(0, key_start - 200)  # indentation is short; never scan far
+    newline = text.rfind("\n", floor, key_start)
+    escaped = text.rfind("\\n", floor, key_start)
+    if newline < 0 and escaped < 0 and floor > 0:
+        return False
+    line_start = max(newline + 1, escaped + 2 if escaped >= 0 else 0)
+    return _YAML_INDENT.fullmatch(text, line_start, key_start) is not None
+
+
+def _credential_key(key: str) -> bool:
+    """A key that says it holds a credential wherever it is (``X-Api-Key``, ``Api-Key``,
+    ``X-Auth-Token``, ``Private-Token``, ``db_password``), unlike ``token`` or ``secret``
+    (often a Secret's name: "mounted secret: db-creds")."""
+    k = key.lower()
+    return bool(_HEADER_KEY.fullmatch(k)) or _kind_of_key(k) == "PASSWORD"
+
+
+def _unclosed(value: str) -> str:
+    """The value without the sentence's full stop or the bracket that closes around it:
+    "(X-Api-Key: abc)" holds ``abc``."""
+    while value and (
+        value[-1] in ".:"
+        or (value[-1] in _CLOSERS and value.count(_CLOSERS[value[-1]]) < value.count(value[-1]))
+    ):
+        value = value[:-1]
+    return value
 
 
 def _key_start(text: str, end: int, floor: int) -> int:
@@ -376,7 +478,12 @@ class Redactor:
         """Every rule's leftmost match, earliest first (ties: rule order), as one big
         alternation would; a replaced span is never looked at again, so placeholders
         cannot overlap. Matches that a replacement overtook are searched again lazily."""
-        lowered = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+        lowered = text.lower()
+        # Offsets must stay those of `text`, and only ASCII may become ASCII: str.lower()
+        # keeps both unless a character lengthens (İ) or is the Kelvin sign; translate()
+        # is exact but ten times slower, and a clip's "…" makes a whole log non-ASCII.
+        if not text.isascii() and (len(lowered) != len(text) or "\u212a" in text):
+            lowered = text.translate(_ASCII_LOWER)
         subjects = (text, lowered)
         rules = self._rules
         heap: list[tuple[int, int, re.Match[str]]] = []
@@ -450,6 +557,11 @@ class Redactor:
             if m.group("card") is not None:
                 return (m.start(), m.end(), "CARD") if _is_card(number) else None
             return (m.start(), m.end(), kind) if _is_phone(number) else None
+        if rule == "pem":
+            return m.start(), _pem_end(m.string, m.end()), kind
+        if rule == "pem_end":
+            tail = _pem_start(text, m.start(), max(pos, m.start() - _PEM_SPAN))
+            return None if tail is None else (tail, m.end(), kind)
         if rule == "dsn":
             window_start = max(pos, m.start() - 256)
             m = _DSN_TAIL.search(text, window_start, m.start())  # type: ignore[assignment]
@@ -459,6 +571,8 @@ class Redactor:
         value = text[start:end]
         if _inert(value) or (rule in ("kv", "env") and _names_a_key(value)):
             return None
+        if "<" in value and any(p in self._originals for p in PLACEHOLDER.findall(value)):
+            return None  # redacting again: what was left around a placeholder stays
         if rule == "authz":
             if m.group("scheme") is None and len(value) < 16 and not re.search("[0-9]", value):
                 return None  # "authorization: denied" is prose, not a credential
@@ -475,15 +589,24 @@ class Redactor:
                 if m.group("quoted") is not None and before not in ("'", '"'):
                     return None  # 'msg="invalid token": x' closes a message, not a key
                 # A YAML or header line: the key starts a line (maybe inside a JSON string)
-                # or a quoted header ("X-Auth-Token: x").
-                if m.group("yaml") is not None and before not in ("'", '"'):
-                    floor = max(0, key_start - 200)  # indentation is short; never scan far
-                    newline = text.rfind("\n", floor, key_start)
-                    escaped = text.rfind("\\n", floor, key_start)
-                    if newline < 0 and escaped < 0 and floor > 0:
+                # or a quoted header ("X-Auth-Token: x"). Behind a log or event prefix
+                # ("WARN rejected X-Api-Key: x"), only a key that names a credential
+                # header or a password, with a value that is not a word of prose.
+                if (
+                    m.group("yaml") is not None
+                    and before not in ("'", '"')
+                    and not _starts_line(text, key_start)
+                ):
+                    if before not in _TOKEN_BEFORE or not _credential_key(key):
                         return None
-                    line_start = max(newline + 1, escaped + 2 if escaped >= 0 else 0)
-                    if not _YAML_INDENT.fullmatch(text, line_start, key_start):
+                    end = start + len(_unclosed(value))
+                    value = text[start:end]
+                    if (
+                        _inert(value)
+                        or _names_a_key(value)
+                        or _PROSE.fullmatch(value)
+                        or any(c.isspace() for c in value)
+                    ):
                         return None
                 # kube-state-metrics labels name the Secret they describe: secret="db".
                 if key.lower() == "secret" and before in ("{", ","):

@@ -57,6 +57,12 @@ def _pem(label: str, tag: str) -> str:
     return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
 
 
+def _clip(text: str, keep: int) -> str:
+    """``text`` cut in the middle as OncallM's digest clips a long line: head, " … ", tail."""
+    head = keep * 2 // 3
+    return text[:head] + " … " + text[len(text) - (keep - head - 3) :]
+
+
 def _meta(name: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -139,6 +145,11 @@ GCP_KEY = _pem("PRIVATE KEY", "Gcp")
 RSA_KEY = _pem("RSA PRIVATE KEY", "Rsa")
 SSH_KEY = _pem("OPENSSH PRIVATE KEY", "Ssh")
 EC_KEY = _pem("EC PRIVATE KEY", "Ec")
+# Private keys as a clip leaves them: cut in the middle (BEGIN and END both kept), cut
+# before the END line (a follow-up's budget), and with the BEGIN line cut away.
+CLIPPED_KEY = _clip(_pem("RSA PRIVATE KEY", "Clipped"), 200)
+HEADLESS_KEY = _pem("RSA PRIVATE KEY", "Headless")[120:]  # BEGIN line and a bit more gone
+ENDLESS_KEY = _pem("PRIVATE KEY", "Endless")[:150] + " … (cut to fit the follow-up budget)"
 GCP_EMAIL = "planted-sa-31@planted-project.iam.gserviceaccount.com"
 GCP_SA = json.dumps(
     {
@@ -365,8 +376,33 @@ PLANTED: tuple[Planted, ...] = (
         '"api_key":"Pl4ntedApiKey0d0e0f1a2b"}',
     ),
     Planted("API_KEY", "Pl4ntedXApiKey7788aa", "X-Api-Key: Pl4ntedXApiKey7788aa"),
+    # ... and the same headers behind a log or event prefix
+    Planted(
+        "API_KEY",
+        "Pl4ntedPrefixedApiKey9f8e7d6c",
+        "2026-11-26T03:12:04Z WARN upstream rejected request X-Api-Key: "
+        "Pl4ntedPrefixedApiKey9f8e7d6c",
+    ),
+    Planted(
+        "API_KEY",
+        "Pl4ntedEventApiKey5b4a3928",
+        "Warning FailedCall (x2): X-Api-Key: Pl4ntedEventApiKey5b4a3928",
+    ),
+    Planted(
+        "TOKEN",
+        "Pl4ntedXAuthTok3nabcdef0123",
+        'level=warn msg="retry" headers="X-Auth-Token: Pl4ntedXAuthTok3nabcdef0123"',
+    ),
+    Planted(
+        "TOKEN",
+        "Pl4ntedVaultTok3n4f4f",
+        "vault: request failed (X-Vault-Token: Pl4ntedVaultTok3n4f4f): permission denied",
+    ),
     # private keys
     Planted("PRIVATE_KEY", RSA_KEY, f'level=debug msg="loaded tls key"\n{RSA_KEY}'),
+    Planted("PRIVATE_KEY", CLIPPED_KEY, f'level=debug msg="loaded tls key" {CLIPPED_KEY}'),
+    Planted("PRIVATE_KEY", HEADLESS_KEY, f"2026-11-26T03:12:04Z DEBUG … {HEADLESS_KEY}"),
+    Planted("PRIVATE_KEY", ENDLESS_KEY, f"tls.key: {ENDLESS_KEY}"),
     Planted("PRIVATE_KEY", SSH_KEY, _configmap("deploy-ssh", {"id_ed25519": SSH_KEY})),
     Planted(
         "PRIVATE_KEY",
@@ -440,6 +476,11 @@ PLANTED: tuple[Planted, ...] = (
         "PASSWORD",
         "Pl4ntedLogPw0042",
         'level=error msg="login failed" user=app password=Pl4ntedLogPw0042 attempt=3',
+    ),
+    Planted(
+        "PASSWORD",
+        "Pl4ntedPrefixedPw2626",
+        "2026-11-26T03:12:05Z ERROR connect failed password: Pl4ntedPrefixedPw2626",
     ),
     Planted(
         "PASSWORD",

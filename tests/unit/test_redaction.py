@@ -438,3 +438,166 @@ def test_a_large_log_is_redacted_completely() -> None:
     leaked = [p.value for p in PLANTED if isinstance(p.carrier, str) and p.value in out]
     assert not leaked
     assert redactor.restore(out) == log
+
+
+# --- credentials behind a log prefix, private keys cut by a clip ------------------------------
+
+_RSA_LINES = [
+    f"MIIEvCutLine{i}AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/Pl4ntedCut{i:02d}" for i in range(4)
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "2026-11-26T03:12:04Z WARN upstream rejected request X-Api-Key: "
+            "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+            "2026-11-26T03:12:04Z WARN upstream rejected request X-Api-Key: <API_KEY_1>",
+        ),
+        (
+            "Warning FailedCall (x2): X-Api-Key: 9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+            "Warning FailedCall (x2): X-Api-Key: <API_KEY_1>",
+        ),
+        (
+            'level=warn msg="retry" headers="X-Auth-Token: abcdef0123456789abcdef"',
+            'level=warn msg="retry" headers="X-Auth-Token: <TOKEN_1>"',
+        ),
+        ("request failed (Api-Key: k3y0123456789abcd)", "request failed (Api-Key: <API_KEY_1>)"),
+        (
+            "headers [X-Vault-Token: hvs.CAESIabc123]",
+            "headers [X-Vault-Token: <TOKEN_1>]",
+        ),
+        ("hdr={X-Access-Token: Tok3nValue99}", "hdr={X-Access-Token: <TOKEN_1>}"),
+        ("a=1;Private-Token: Pr1vTok3n0000", "a=1;Private-Token: <TOKEN_1>"),
+        ("sent,apikey: AbC123xyz789", "sent,apikey: <API_KEY_1>"),
+        (
+            "I0115 client.go:88] x-api-key: Abc123defghij",
+            "I0115 client.go:88] x-api-key: <API_KEY_1>",
+        ),
+        (
+            "2026-11-26T03:12:05Z ERROR connect failed password: hunter2xyz",
+            "2026-11-26T03:12:05Z ERROR connect failed password: <PASSWORD_1>",
+        ),
+        (
+            "db init (user: app, db_password: S3cr3tPw!)",
+            "db init (user: app, db_password: <PASSWORD_1>)",
+        ),
+    ],
+)
+def test_a_credential_header_or_password_behind_a_prefix_is_redacted(
+    text: str, expected: str
+) -> None:
+    redactor = Redactor()
+    assert redactor.redact(text) == expected
+    assert redactor.restore(expected) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "upstream rejected request: X-Api-Key: missing",
+        "401 Unauthorized X-Api-Key: invalid",
+        "missing header X-Api-Key: api-key",  # names a key
+        "forwarding X-Api-Key: ${API_KEY}",  # unexpanded
+        "forwarding X-Auth-Token: ****",  # masked
+        "ERROR invalid password: too short",
+        "ERROR password: required",
+        "login failed, password: Expired",
+        "set password: n/a",
+        "mounted secret: db-creds",  # generic keys stay line-start only
+        "refresh failed token: expired",
+        "quota token: 3600",
+        "MountVolume.SetUp failed for volume secret: api-token",
+        'msg="invalid token": x',
+        "authorization: denied",
+        "error: passwords: 3 rotated",
+        "password: |",
+        "sshd: passphrase: (none)",
+        "DEBUG settings password: <none>",
+        "open /etc/passwd: permission denied",
+    ],
+)
+def test_prose_after_a_prefix_is_left_alone(text: str) -> None:
+    redactor = Redactor()
+    assert redactor.redact(text) == text
+    assert redactor.counts == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # digest clip: " … " inside a line of the key
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+        f"{_RSA_LINES[0]}\n{_RSA_LINES[1][:30]} … {_RSA_LINES[2][40:]}\n{_RSA_LINES[3]}\n"
+        "-----END RSA PRIVATE KEY-----",
+        # a bare cut marker, and a cut note, inside the base64
+        f"-----BEGIN PRIVATE KEY-----\n{_RSA_LINES[0]}…{_RSA_LINES[3]}\n-----END PRIVATE KEY-----",
+        "-----BEGIN EC PRIVATE KEY-----\n"
+        f"{_RSA_LINES[0][:25]} … (cut) … {_RSA_LINES[3][20:]}\n-----END EC PRIVATE KEY-----",
+        # lines omitted between BEGIN and END
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        f"{_RSA_LINES[0]}\n[… 2 lines omitted]\n{_RSA_LINES[3]}\n-----END OPENSSH PRIVATE KEY-----",
+        # JSON-escaped in a log line
+        '{"msg":"key","pem":"-----BEGIN RSA PRIVATE KEY-----\\n'
+        f"{_RSA_LINES[0]}\\n{_RSA_LINES[1][:9]} … {_RSA_LINES[2][9:]}\\n"
+        '-----END RSA PRIVATE KEY-----\\n"}',
+    ],
+)
+def test_a_private_key_cut_by_a_clip_is_redacted_whole(text: str) -> None:
+    redactor = Redactor()
+    out = redactor.redact(text)
+    assert "Pl4ntedCut" not in out, out
+    assert "MIIEv" not in out, out
+    assert out.count("<PRIVATE_KEY_1>") == 1
+    assert redactor.restore(out) == text
+
+
+def test_a_private_key_whose_end_was_cut_off_loses_its_body() -> None:
+    text = (
+        'level=debug msg="loaded tls key"\n-----BEGIN RSA PRIVATE KEY-----\n'
+        f"{_RSA_LINES[0]}\n{_RSA_LINES[1][:12]} … (cut to fit the follow-up budget)"
+    )
+    redactor = Redactor()
+    out = redactor.redact(text)
+    assert out == 'level=debug msg="loaded tls key"\n<PRIVATE_KEY_1>'
+    assert redactor.restore(out) == text
+    head = f"-----BEGIN RSA PRIVATE KEY-----\n{_RSA_LINES[0]}\n"
+    tail = f"{head}{_RSA_LINES[1][:12]} … {_RSA_LINES[1][-6:]}"
+    assert Redactor().redact(f"{tail} connection refused") == "<PRIVATE_KEY_1> connection refused"
+
+
+def test_a_private_key_whose_begin_was_cut_off_loses_the_lines_before_its_end() -> None:
+    text = (
+        f'2026-11-26T03:12:04Z DEBUG msg="loaded tls key" -----BEGIN RSA PRI … '
+        f"{_RSA_LINES[1][30:]}\n{_RSA_LINES[2]}\n{_RSA_LINES[3]}\n"
+        "-----END RSA PRIVATE KEY-----\nnext line"
+    )
+    redactor = Redactor()
+    out = redactor.redact(text)
+    assert "Pl4ntedCut" not in out, out
+    assert out.endswith("<PRIVATE_KEY_1>\nnext line"), out
+    assert out.startswith('2026-11-26T03:12:04Z DEBUG msg="loaded tls key" -----BEGIN RSA'), out
+    assert redactor.restore(out) == text
+    escaped = f"tail: {_RSA_LINES[2]}\\n{_RSA_LINES[3]}\\n-----END PRIVATE KEY-----\\n"
+    assert Redactor().redact(escaped) == "tail: <PRIVATE_KEY_1>\\n"
+    # an END line alone hides nothing
+    assert Redactor().redact("-----END PRIVATE KEY-----") == "-----END PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("naïve … password=hunter2", "naïve … password=<PASSWORD_1>"),
+        (
+            "İstanbul İ password=hunter2 PASSWORD=x1",
+            "İstanbul İ password=<PASSWORD_1> PASSWORD=<PASSWORD_2>",
+        ),
+        ("\u212aelvin password=hunter2", "\u212aelvin password=<PASSWORD_1>"),
+    ],
+)
+def test_offsets_hold_in_text_that_is_not_ascii(text: str, expected: str) -> None:
+    """The rules run on a lowercased copy; its offsets must be the text's."""
+    redactor = Redactor()
+    assert redactor.redact(text) == expected
+    assert redactor.restore(expected) == text
