@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 
 from oncallm.config_llm import LLMSettings
+from oncallm.config_runbooks import RunbooksSettings
 from oncallm.errors import ConfigError
 
 ENV_PREFIX = "ONCALLM_"
@@ -289,6 +290,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     triage: TriageSettings = Field(default_factory=TriageSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    runbooks: RunbooksSettings = Field(default_factory=RunbooksSettings)
 
     @classmethod
     def settings_customise_sources(
