@@ -473,3 +473,67 @@ def llm_check(
         out.print(render_table(report))
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+# --- runbooks -----------------------------------------------------------------------------
+
+runbooks_app = typer.Typer(help="Markdown runbook sets.", no_args_is_help=True)
+app.add_typer(runbooks_app, name="runbooks")
+
+
+@runbooks_app.command("check")
+@user_errors
+def runbooks_check(
+    directory: Annotated[Path, typer.Argument(help="Directory of Markdown runbooks.")],
+    output: Annotated[str, typer.Option("--format", "-f", help="`table` or `json`.")] = "table",
+) -> None:
+    """Validate a runbook set: front matter, title, alertnames, matchers, categories,
+    sections, duplicates and relative links. Exits 1 when anything is wrong."""
+    from oncallm.sources.runbooks import RunbookLibrary
+    from oncallm.triage.taxonomy import Category
+
+    if output not in ("table", "json"):
+        raise OncallmError(f"--format must be table or json, not {output!r}")
+    if not directory.is_dir():
+        raise OncallmError(f"runbook directory {directory} does not exist")
+    library = RunbookLibrary(directory, categories={c.value for c in Category})
+    runbooks, problems = library.runbooks(), library.problems()
+    library.close()
+    if output == "json":
+        data = {
+            "directory": str(directory),
+            "ok": not problems,
+            "runbooks": [
+                {
+                    "file": str(rb.path),
+                    "title": rb.title,
+                    "alertnames": list(rb.alertnames),
+                    "matchers": [str(m) for m in rb.matchers],
+                    "categories": list(rb.categories),
+                    "sections": [s.heading for s in rb.sections],
+                }
+                for rb in runbooks
+            ],
+            "problems": [
+                {"file": str(p.path), "line": p.line, "message": p.message} for p in problems
+            ],
+        }
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        from rich.markup import escape
+
+        out = console if sys.stdout.isatty() else Console(width=160)
+        table = Table(title=escape(f"Runbooks in {directory}"))
+        table.add_column("title", style="bold")
+        table.add_column("alertnames")
+        table.add_column("sections")
+        for rb in runbooks:
+            names = ", ".join(rb.alertnames) + "".join(f"\n{m}" for m in rb.matchers)
+            table.add_row(escape(rb.title), escape(names), str(len(rb.sections)))
+        out.print(table)
+        for problem in problems:
+            out.print(f"[red]{escape(str(problem))}[/]", highlight=False)
+        verdict = f"[red]{len(problems)} problem(s)[/]" if problems else "[green]no problems[/]"
+        out.print(f"{len(runbooks)} runbook(s), {verdict}")
+    if problems:
+        raise typer.Exit(code=1)
