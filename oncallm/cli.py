@@ -287,6 +287,7 @@ def triage(
     from oncallm.config import ClusterSettings
     from oncallm.sources.kubernetes import KubernetesSource
     from oncallm.sources.snapshot import SnapshotSource
+    from oncallm.triage.guidance import RunbookGuide
     from oncallm.triage.markdown import render
     from oncallm.triage.oneshot import load_alerts, to_json, triage_alerts
     from oncallm.triage.pipeline import TriagePipeline
@@ -308,14 +309,15 @@ def triage(
         return Reasoner.from_settings(settings.llm)
 
     async def run() -> list[dict[str, Any]]:
+        guide = RunbookGuide(settings.runbooks)
         if snapshot is not None:
             source = SnapshotSource(snapshot)
-            return await triage_alerts(alerts, source, settings.triage, reasoner())
+            return await triage_alerts(alerts, source, settings.triage, reasoner(), guide)
         if kubeconfig is not None or context is not None:
             # Built here so a missing file or unknown context is bad input (exit 2), not a
             # gap on every result.
             live = KubernetesSource(ClusterSettings(kubeconfig=kubeconfig, context=context))
-            return await triage_alerts(alerts, live, settings.triage, reasoner())
+            return await triage_alerts(alerts, live, settings.triage, reasoner(), guide)
         pipeline = TriagePipeline.from_settings(settings)
         try:
             return [(await pipeline.run(a)).result for a in alerts]

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ from oncallm.llm.ports import (
     UsageRecord,
     utc_midnight,
 )
-from oncallm.llm.prompts import PROMPT_VERSION, RenderedPrompt, fit_prompt
+from oncallm.llm.prompts import PROMPT_VERSION, RenderedPrompt, RunbookExcerpt, fit_prompt
 from oncallm.llm.providers import LLMClient, build_llm_client
 from oncallm.llm.redaction import Redactor
 from oncallm.llm.verdict import Verdict
@@ -163,6 +164,7 @@ class Reasoner:
         result: dict[str, Any],
         source: ClusterSource,
         explanation: ExplanationSink,
+        runbooks: Sequence[RunbookExcerpt] = (),
     ) -> None:
         """Add the model's grounded verdict to ``result`` (in place), or record why not."""
         started = time.perf_counter()
@@ -172,7 +174,7 @@ class Reasoner:
         # failed call spent is still known and booked.
         spent: Spent = []
         try:
-            await self._reason(ctx, result, source, explanation, block, spent)
+            await self._reason(ctx, result, source, explanation, block, spent, runbooks)
         except LLMError as exc:
             block["error"] = exc.detail
             if isinstance(exc.__cause__, UsageLimitExceeded):
@@ -216,6 +218,7 @@ class Reasoner:
         sink: ExplanationSink,
         block: dict[str, Any],
         spent: Spent,
+        runbooks: Sequence[RunbookExcerpt],
     ) -> None:
         settings = self.settings
         names = _object_names(ctx) if settings.redact_object_names else ()
@@ -231,6 +234,7 @@ class Reasoner:
             redact_context(ctx, redactor),
             redact_result(result, redactor),
             token_target=settings.prompt_token_target,
+            runbooks=runbooks,
             followup_tools=TOOL_NAMES if followup.enabled else (),
         )
         # The system prompt is our own fixed text; what came from the cluster was redacted
@@ -405,7 +409,9 @@ class Reasoner:
         redactor: Redactor,
     ) -> None:
         inspected = _inspected(ctx) | followup.inspected
-        grounding = Grounding(digest.ids() | set(followup.evidence), inspected)
+        # Everything the result already holds (runbook excerpts too) is citable.
+        gathered = {e["id"] for e in result["evidence"]}
+        grounding = Grounding(digest.ids() | set(followup.evidence) | gathered, inspected)
         grounded = grounding.ground(verdict)
         # Facts the model cited that no analyzer did join the result, so the page can
         # show what each citation says.

@@ -96,6 +96,15 @@ def render(result: Mapping[str, Any]) -> str:
             lines.append(f"{number}. **{rec['title']}** (risk {rec['risk']}) — {rec['detail']}")
             if rec["commands"]:
                 lines += ["", "   ```sh", *(f"   {c}" for c in rec["commands"]), "   ```"]
+    runbooks = [e for e in result.get("evidence", []) if e["type"] == "runbook"]
+    if runbooks:
+        lines += ["", "## From your runbooks", ""]
+        for item in runbooks:
+            lines += [f"- {item['source']}", ""]
+            lines += [
+                f"  > {line}" if line else "  >" for line in item["excerpt"].splitlines()[:12]
+            ]
+            lines.append("")
     if result.get("gaps"):
         lines += ["", "## Gaps", ""]
         lines += [f"- {g['source']}: {g['error']}" for g in result["gaps"]]

@@ -20,6 +20,7 @@ from oncallm.triage.pipeline import AlertInput, TriagePipeline
 
 if TYPE_CHECKING:
     from oncallm.llm.reasoner import Reasoner
+    from oncallm.triage.guidance import RunbookGuide
 
 
 class FixedSource:
@@ -68,8 +69,9 @@ async def triage_alerts(
     source: ClusterSource,
     settings: TriageSettings,
     reasoner: Reasoner | None = None,
+    runbooks: RunbookGuide | None = None,
 ) -> list[dict[str, Any]]:
-    pipeline = TriagePipeline(FixedSource(source), settings, reasoner=reasoner)
+    pipeline = TriagePipeline(FixedSource(source), settings, reasoner=reasoner, runbooks=runbooks)
     try:
         return [(await pipeline.run(alert)).result for alert in alerts]
     finally:

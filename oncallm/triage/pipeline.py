@@ -1,6 +1,7 @@
 """The triage pipeline: one alert in, one triage result (DESIGN.md §4.4) out.
 
-targets → gather → analyze (analyzers, then causal ranking) → recommend → reason. Each step
+targets → gather → analyze (analyzers, then causal ranking) → recommend → runbooks →
+reason. Each step
 takes the previous step's value and returns a new one; the pipeline times every step,
 reports progress so the UI can show where a triage is, and collects gaps instead of
 failing: a cluster that cannot be reached yields an honest ``Unknown`` with the reason,
@@ -19,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from oncallm.config import Settings, TriageSettings
 from oncallm.llm.ports import AnswerCache, ExplanationSink, UsageBook, discard_explanation
+from oncallm.llm.prompts import RunbookExcerpt
 from oncallm.sources.base import ClusterSource, SourceError
 from oncallm.triage.analyze import recommend, run_analyzers
 from oncallm.triage.analyzers import Analyzer, registered
 from oncallm.triage.context import AlertInput, Gap
 from oncallm.triage.gather import GatherLimits, gather
+from oncallm.triage.guidance import RunbookGuide
 from oncallm.triage.rank import rank
 from oncallm.triage.report import RESULT_SCHEMA, build_result
 from oncallm.triage.targets import AlertTargets, resolve_targets
@@ -71,12 +74,14 @@ class TriagePipeline:
         settings: TriageSettings,
         analyzers: Sequence[Analyzer] | None = None,
         reasoner: Reasoner | None = None,
+        runbooks: RunbookGuide | None = None,
     ) -> None:
         self.sources = sources
         self.settings = settings
         self.limits = limits_from(settings)
         self.analyzers = tuple(analyzers) if analyzers is not None else registered()
         self.reasoner = reasoner
+        self.runbooks = runbooks
 
     @classmethod
     def from_settings(
@@ -95,12 +100,19 @@ class TriagePipeline:
             from oncallm.llm.reasoner import Reasoner
 
             reasoner = Reasoner.from_settings(settings.llm, usage=usage, cache=cache)
-        return cls(ClusterSources(settings.kubernetes), settings.triage, reasoner=reasoner)
+        return cls(
+            ClusterSources(settings.kubernetes),
+            settings.triage,
+            reasoner=reasoner,
+            runbooks=RunbookGuide(settings.runbooks),
+        )
 
     async def aclose(self) -> None:
         await self.sources.aclose()
         if self.reasoner is not None:
             await self.reasoner.aclose()
+        if self.runbooks is not None:
+            await self.runbooks.aclose()
 
     async def run(
         self,
@@ -161,9 +173,19 @@ class TriagePipeline:
             gaps=gaps,
             timings=timings,
         )
+        excerpts: list[RunbookExcerpt] = []
+        if self.runbooks is not None:
+            await progress("runbooks")
+            guidance = await self.runbooks.find(alert, result)
+            items = guidance.evidence(self.runbooks.directories)
+            for match, item in zip(guidance.matches, items, strict=True):
+                result["evidence"].append(item.as_dict())
+                excerpts.append(RunbookExcerpt(match.title, item.id, item.excerpt))
+            result["gaps"].extend(g.as_dict() for g in guidance.gaps)
+            mark = lap("runbooks", mark)
         if self.reasoner is not None:
             await progress("reason")
-            await self.reasoner.reason(ctx, result, source, explanation)
+            await self.reasoner.reason(ctx, result, source, explanation, excerpts)
             lap("reason", mark)
 
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
