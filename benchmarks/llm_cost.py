@@ -70,11 +70,14 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from oncallm.config import LogSettings  # noqa: E402
 from oncallm.config_llm import LLMSettings  # noqa: E402
+from oncallm.config_runbooks import RunbooksSettings  # noqa: E402
 from oncallm.llm.condense import INSTRUCTIONS as CONDENSE_INSTRUCTIONS  # noqa: E402
+from oncallm.llm.prompts import RunbookExcerpt  # noqa: E402
 from oncallm.llm.reasoner import Reasoner  # noqa: E402
 from oncallm.observability import configure_logging  # noqa: E402
 from oncallm.sources.snapshot import SnapshotSource  # noqa: E402
 from oncallm.triage.context import TriageContext  # noqa: E402
+from oncallm.triage.guidance import RunbookGuide  # noqa: E402
 from tests.fakes.llm_script import RecordedRequest, Responder  # noqa: E402
 from tests.fakes.openai_api import DEFAULT_KEY, OpenAIFake, Reply  # noqa: E402
 from tests.support.golden import CASES_DIR, case_names, golden_triage  # noqa: E402
@@ -284,8 +287,16 @@ def _agreement(record: dict[str, Any]) -> str:
     return verdict
 
 
-async def run_case(fake: OpenAIFake, reasoner: Reasoner, case: Case) -> dict[str, Any]:
+async def run_case(
+    fake: OpenAIFake, reasoner: Reasoner, case: Case, guide: RunbookGuide
+) -> dict[str, Any]:
     result = copy.deepcopy(case.result)
+    # As the pipeline does: the shipped runbooks' excerpts go into the prompt too.
+    guidance = await guide.find(case.ctx.alert, result)
+    excerpts = []
+    for match, item in zip(guidance.matches, guidance.evidence(guide.directories), strict=True):
+        result["evidence"].append(item.as_dict())
+        excerpts.append(RunbookExcerpt(match.title, item.id, item.excerpt))
     fake.respond_with(responder(case))
     before = len(fake.calls)
 
@@ -295,7 +306,7 @@ async def run_case(fake: OpenAIFake, reasoner: Reasoner, case: Case) -> dict[str
     source = SnapshotSource(CASES_DIR / case.name / "snapshot")
     started = time.perf_counter()
     try:
-        await reasoner.reason(case.ctx, result, source, sink)
+        await reasoner.reason(case.ctx, result, source, sink, excerpts)
     finally:
         await source.close()
     wall = time.perf_counter() - started
@@ -349,14 +360,16 @@ async def run_mode(mode: str, cases: Sequence[Case]) -> tuple[list[dict[str, Any
         )
         reasoner = Reasoner.from_settings(settings)
         assert reasoner is not None
+        guide = RunbookGuide(RunbooksSettings())
         try:
             for case in cases:
-                run = await run_case(fake, reasoner, case)
+                run = await run_case(fake, reasoner, case, guide)
                 runs.append(run)
                 if run["error"] or run["cited_kept"] < run["cited"]:
                     _log(f"  {mode} {case.name}: {run['error'] or run['cited_missing']}")
         finally:
             await reasoner.aclose()
+            await guide.aclose()
         script_errors = [repr(e) for e in fake.errors]
         if script_errors:
             _log(f"  {mode}: the fake's script raised {script_errors}")
