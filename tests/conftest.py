@@ -19,6 +19,8 @@ from oncallm.config import DatabaseSettings, LogSettings, Settings
 from oncallm.observability import configure_logging
 from oncallm.store import migrate
 from oncallm.store.db import Database
+from tests.fakes.anthropic_api import AnthropicFake
+from tests.fakes.openai_api import OpenAIFake
 from tests.support.services import PostgresServer, postgres_server
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -100,3 +102,17 @@ class app_client:
         assert self._client is not None
         await self._client.aclose()
         await self._lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+def oai() -> Iterator[OpenAIFake]:
+    """A scripted OpenAI-compatible server (tests/fakes/openai_api.py)."""
+    with OpenAIFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def ant() -> Iterator[AnthropicFake]:
+    """A scripted Anthropic Messages server (tests/fakes/anthropic_api.py)."""
+    with AnthropicFake() as fake:
+        yield fake

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +44,6 @@ def no_json_schema(request: RecordedRequest) -> Reply:
     if response_format.get("type") == "json_schema":
         return Reply.text("The capital of France is Paris.")
     return capable(request)
-
-
-@pytest.fixture
-def oai() -> Iterator[OpenAIFake]:
-    with OpenAIFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def ant() -> Iterator[AnthropicFake]:
-    with AnthropicFake() as fake:
-        yield fake
 
 
 def check(tmp_path: Path, *args: str, **llm: str) -> tuple[int, str, str]:

@@ -47,18 +47,6 @@ class Verdict(BaseModel):
 VERDICT = Verdict(category="ResourceExhaustion", culprit="Pod/shop/api-7d9", confidence=0.8)
 
 
-@pytest.fixture
-def oai() -> Iterator[OpenAIFake]:
-    with OpenAIFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def ant() -> Iterator[AnthropicFake]:
-    with AnthropicFake() as fake:
-        yield fake
-
-
 @pytest.fixture(params=["openai", "anthropic"])
 def fake(request: pytest.FixtureRequest) -> Iterator[LlmFake]:
     with OpenAIFake() if request.param == "openai" else AnthropicFake() as server:

@@ -28,18 +28,6 @@ def _fresh_breakers() -> Iterator[None]:
     reset_breakers()
 
 
-@pytest.fixture
-def oai() -> Iterator[OpenAIFake]:
-    with OpenAIFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def ant() -> Iterator[AnthropicFake]:
-    with AnthropicFake() as fake:
-        yield fake
-
-
 @pytest.fixture(params=["openai-compatible", "anthropic"])
 def fake(request: pytest.FixtureRequest) -> Iterator[LlmFake]:
     with OpenAIFake() if request.param == "openai-compatible" else AnthropicFake() as server:

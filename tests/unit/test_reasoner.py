@@ -30,7 +30,6 @@ from oncallm.llm.ports import (
     MemoryAnswerCache,
     MemoryUsageBook,
     UsageRecord,
-    discard_explanation,
 )
 from oncallm.llm.reasoner import Reasoner
 from oncallm.sources.snapshot import SnapshotSource
@@ -110,8 +109,11 @@ def run(
     *,
     usage: MemoryUsageBook | None = None,
     cache: MemoryAnswerCache | None = None,
+    case: str = CASE,
+    fast_model: FunctionModel | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    ctx, deterministic = golden_triage(CASE)
+    """The reasoner over a golden case's deterministic result; (result, streamed deltas)."""
+    ctx, deterministic = golden_triage(case)
     result = copy.deepcopy(deterministic)
     result["timings_ms"] = {"total": 1.0}  # the golden helper leaves timings out
     deltas: list[str] = []
@@ -123,7 +125,8 @@ def run(
         reasoner = Reasoner.from_settings(llm or settings(), usage=usage, cache=cache)
         assert reasoner is not None
         reasoner.model = script.model
-        source = SnapshotSource(CASES_DIR / CASE / "snapshot")
+        reasoner.fast_model = fast_model
+        source = SnapshotSource(CASES_DIR / case / "snapshot")
         try:
             await reasoner.reason(ctx, result, source, sink)
         finally:
@@ -258,23 +261,8 @@ def test_the_fast_model_condenses_uncited_items_when_the_prompt_does_not_fit() -
         return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"items": items})])
 
     script = ScriptedModel([[{"tool": "answer", "args": answer(deterministic)}]])
-    ctx, _ = golden_triage(case)
-    result = copy.deepcopy(deterministic)
-    result["timings_ms"] = {"total": 1.0}
-
-    async def go() -> None:
-        reasoner = Reasoner.from_settings(settings(prompt_token_target=1500))
-        assert reasoner is not None
-        reasoner.model = script.model
-        reasoner.fast_model = FunctionModel(function=condense)
-        source = SnapshotSource(CASES_DIR / case / "snapshot")
-        try:
-            await reasoner.reason(ctx, result, source, discard_explanation)
-        finally:
-            await source.close()
-            await reasoner.aclose()
-
-    asyncio.run(go())
+    small = settings(prompt_token_target=1500)
+    result, _ = run(script, small, case=case, fast_model=FunctionModel(function=condense))
     llm = result["llm"]
     assert llm["error"] is None
     condensed = llm["condensed"]
@@ -289,29 +277,16 @@ def test_the_fast_model_condenses_uncited_items_when_the_prompt_does_not_fit() -
 
 def test_a_failed_condensation_still_books_what_it_spent_and_sends_the_full_prompt() -> None:
     case = "istio-proxy-sidecar-oomkilled"
-    ctx, deterministic = golden_triage(case)
+    _, deterministic = golden_triage(case)
 
     def off_schema(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"nope": 1})])
 
     script = ScriptedModel([[{"tool": "answer", "args": answer(deterministic)}]])
-    result = copy.deepcopy(deterministic)
-    result["timings_ms"] = {"total": 1.0}
     usage = MemoryUsageBook()
-
-    async def go() -> None:
-        reasoner = Reasoner.from_settings(settings(prompt_token_target=1500), usage=usage)
-        assert reasoner is not None
-        reasoner.model = script.model
-        reasoner.fast_model = FunctionModel(function=off_schema)
-        source = SnapshotSource(CASES_DIR / case / "snapshot")
-        try:
-            await reasoner.reason(ctx, result, source, discard_explanation)
-        finally:
-            await source.close()
-            await reasoner.aclose()
-
-    asyncio.run(go())
+    small = settings(prompt_token_target=1500)
+    fast = FunctionModel(function=off_schema)
+    result, _ = run(script, small, usage=usage, case=case, fast_model=fast)
     llm = result["llm"]
     assert llm["error"] is None
     assert "gave no valid answer" in llm["condensed"]["error"]
