@@ -12,6 +12,7 @@ untouched except for that error: the LLM can only add to a triage, never break o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -33,6 +34,7 @@ from oncallm.errors import LLMBudgetExceeded, LLMError
 from oncallm.llm.condense import condense
 from oncallm.llm.cost import TokenUsage, estimate_cost, usage_from
 from oncallm.llm.digest import ContextDigest
+from oncallm.llm.failures import is_model_failure
 from oncallm.llm.followup import TOOL_NAMES, FollowUp
 from oncallm.llm.grounding import Grounding, apply_verdict
 from oncallm.llm.outbound import redact_context, redact_result
@@ -183,8 +185,10 @@ class Reasoner:
                     f"was reached ({exc.__cause__}); raise llm.triage_token_budget if this "
                     "recurs"
                 )
-        except Exception as exc:  # provider SDK and pydantic-ai errors
+        except Exception as exc:  # provider SDK and pydantic-ai errors, and our own bugs
             block["error"] = self.client.as_llm_error(exc).detail
+            if not is_model_failure(exc):
+                log.error("llm reasoning crashed", exc_info=True)
         finally:
             block["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
             if spent:
@@ -278,7 +282,12 @@ class Reasoner:
                     settings.cache_ttl_seconds,
                 )
         verdict = Verdict.model_validate(redactor.restore_value(answer.model_dump(mode="json")))
-        self._fold(ctx, result, digest, followup, verdict, block, redactor)
+        # Folded into a copy and swapped in whole: a failure half-way through must leave
+        # the deterministic result exactly as it was.
+        draft = copy.deepcopy({k: v for k, v in result.items() if k != "llm"})
+        draft["llm"] = block
+        self._fold(ctx, draft, digest, followup, verdict, block, redactor)
+        result.update(draft)
 
     def _cache_key(self, model: str, system: str, user: str, followup: bool) -> str:
         material = json.dumps(

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -294,3 +295,21 @@ def test_a_failed_condensation_still_books_what_it_spent_and_sends_the_full_prom
     assert "(condensed)" not in str(script.requests[0][0].parts[-1].content)  # type: ignore[union-attr]
     booked = asyncio.run(usage.spent_since(datetime.min.replace(tzinfo=UTC)))
     assert booked == llm["tokens"]["total"] > 0
+
+
+def test_a_bug_while_folding_the_answer_leaves_the_deterministic_result_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, deterministic = golden_triage(CASE)
+
+    def half_done(result: dict[str, Any], grounded: Any) -> dict[str, Any]:
+        result["findings"].clear()  # damage first, then fail: the copy must absorb it
+        raise RuntimeError("bug in the fold")
+
+    monkeypatch.setattr("oncallm.llm.reasoner.apply_verdict", half_done)
+    script = ScriptedModel([[{"tool": "answer", "args": answer(deterministic)}]])
+    result, _ = run(script)
+    assert "bug in the fold" in result["llm"]["error"]
+    unchanged = ("root_cause", "findings", "evidence", "recommendations", "inspected", "gaps")
+    assert {k: result[k] for k in unchanged} == {k: deterministic[k] for k in unchanged}
+    assert result["llm"]["tokens"]["total"] > 0, "what the call spent is still booked"
