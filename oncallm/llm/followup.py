@@ -21,6 +21,7 @@ from typing import Any
 from pydantic_ai import RunContext
 from pydantic_ai.toolsets import FunctionToolset
 
+from oncallm.llm.digest import event_id, log_id, object_path, summary_id
 from oncallm.llm.redaction import Redactor
 from oncallm.sources.base import ClusterSource, ObjectRef, SourceError
 from oncallm.sources.kinds import KINDS
@@ -51,10 +52,6 @@ class ToolCall:
             "evidence": self.evidence,
             "round": self.round,
         }
-
-
-def _path(ref: ObjectRef) -> str:
-    return f"{ref.kind}/{ref.namespace}/{ref.name}" if ref.namespace else f"{ref.kind}/{ref.name}"
 
 
 def _clip(text: str) -> str:
@@ -127,8 +124,9 @@ class FollowUp:
             return self._done("get_object", args, ctx, f"error: {exc.detail}")
         self.inspected.add(ref)
         if obj is None:
-            return self._done("get_object", args, ctx, f"not found: {_path(ref)} does not exist")
-        evidence_id = f"object:{_path(ref)}#summary"
+            missing = f"not found: {object_path(ref)} does not exist"
+            return self._done("get_object", args, ctx, missing)
+        evidence_id = summary_id(ref)
         compact = _compact(obj)
         text = json.dumps(compact, indent=1, sort_keys=True, default=str)
         # Redacted as an object (credential keys, Secret data) before it becomes text.
@@ -159,7 +157,7 @@ class FollowUp:
         except SourceError as exc:
             return self._done("get_events", args, ctx, f"error: {exc.detail}")
         if not events:
-            return self._done("get_events", args, ctx, f"no events: none about {_path(ref)}")
+            return self._done("get_events", args, ctx, f"no events: none about {object_path(ref)}")
         by_reason: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             by_reason.setdefault(str(event.get("reason") or "Unknown"), []).append(event)
@@ -169,7 +167,7 @@ class FollowUp:
             group = by_reason[reason]
             count = sum(int(e.get("count") or 1) for e in group)
             last = max(group, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime")))
-            evidence_id = f"event:{_path(ref)}/{reason}"
+            evidence_id = event_id(ref, reason)
             first_id = first_id or evidence_id
             head = f"{last.get('type', 'Normal')} {reason} (x{count}): "
             message = str(last.get("message", ""))
@@ -210,8 +208,7 @@ class FollowUp:
         self.inspected.add(ref)
         if not text or not text.strip():
             return self._done("get_logs", args, ctx, "no log lines")
-        instance = "previous" if previous else "current"
-        evidence_id = f"log:{namespace}/{pod}/{container}/{instance}"
+        evidence_id = log_id(namespace, pod, container, previous)
         # Redacted whole, before clipping could cut a key or a header in two.
         sent = self.redactor.redact(text)
         return self._learned("get_logs", args, ctx, evidence_id, "log", ref, text, sent)

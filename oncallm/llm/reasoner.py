@@ -117,10 +117,6 @@ def partial_explanation(response: ModelResponse) -> str | None:
     return None
 
 
-def _inspected(ctx: TriageContext) -> set[ObjectRef]:
-    return set(ctx.inspected)
-
-
 @dataclass
 class Reasoner:
     client: LLMClient
@@ -417,19 +413,18 @@ class Reasoner:
         block: dict[str, Any],
         redactor: Redactor,
     ) -> None:
-        inspected = _inspected(ctx) | followup.inspected
+        inspected = set(ctx.inspected) | followup.inspected
         # Everything the result already holds (runbook excerpts too) is citable.
         gathered = {e["id"] for e in result["evidence"]}
         grounding = Grounding(digest.ids() | set(followup.evidence) | gathered, inspected)
         grounded = grounding.ground(verdict)
         # Facts the model cited that no analyzer did join the result, so the page can
         # show what each citation says.
-        known = {e["id"] for e in result["evidence"]}
         cited = [*grounded.root.verified_evidence]
         for alternative in grounded.alternatives:
             cited.extend(alternative.verified_evidence)
         for evidence_id in dict.fromkeys(cited):
-            if evidence_id in known:
+            if evidence_id in gathered:
                 continue
             item = followup.evidence.get(evidence_id)
             if item is None and (found := digest.item(evidence_id)) is not None:
@@ -438,7 +433,6 @@ class Reasoner:
                 item = dataclasses.replace(redacted, excerpt=redactor.restore(redacted.excerpt))
             if item is not None:
                 result["evidence"].append(item.as_dict())
-                known.add(evidence_id)
         listed = {(r["kind"], r["namespace"], r["name"]) for r in result["inspected"]}
         for ref in sorted(followup.inspected, key=str):
             if (ref.kind, ref.namespace, ref.name) not in listed:
