@@ -72,7 +72,6 @@ from oncallm.config import LogSettings  # noqa: E402
 from oncallm.config_llm import LLMSettings  # noqa: E402
 from oncallm.config_runbooks import RunbooksSettings  # noqa: E402
 from oncallm.llm.condense import INSTRUCTIONS as CONDENSE_INSTRUCTIONS  # noqa: E402
-from oncallm.llm.prompts import RunbookExcerpt  # noqa: E402
 from oncallm.llm.reasoner import Reasoner  # noqa: E402
 from oncallm.observability import configure_logging  # noqa: E402
 from oncallm.sources.snapshot import SnapshotSource  # noqa: E402
@@ -292,11 +291,7 @@ async def run_case(
 ) -> dict[str, Any]:
     result = copy.deepcopy(case.result)
     # As the pipeline does: the shipped runbooks' excerpts go into the prompt too.
-    guidance = await guide.find(case.ctx.alert, result)
-    excerpts = []
-    for match, item in zip(guidance.matches, guidance.evidence(guide.directories), strict=True):
-        result["evidence"].append(item.as_dict())
-        excerpts.append(RunbookExcerpt(match.title, item.id, item.excerpt))
+    excerpts = await guide.attach(case.ctx.alert, result)
     fake.respond_with(responder(case))
     before = len(fake.calls)
 

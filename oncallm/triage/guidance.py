@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from oncallm.config_runbooks import RunbooksSettings
+from oncallm.llm.prompts import RunbookExcerpt
 from oncallm.sources.runbook_fetch import RunbookFetcher
 from oncallm.sources.runbooks import RunbookLibrary, RunbookMatch
 from oncallm.triage.context import AlertInput, Gap
@@ -99,6 +100,17 @@ class RunbookGuide:
             elif outcome.gap:
                 gaps.append(Gap(f"runbook {url}", outcome.gap))
         return Guidance(tuple(matches), tuple(gaps))
+
+    async def attach(self, alert: AlertInput, result: dict[str, Any]) -> list[RunbookExcerpt]:
+        """Add the guidance for ``alert`` to ``result`` (evidence, gaps) in place; the
+        excerpts, with their evidence ids, are what the reasoner reads."""
+        guidance = await self.find(alert, result)
+        excerpts = []
+        for match, item in zip(guidance.matches, guidance.evidence(self.directories), strict=True):
+            result["evidence"].append(item.as_dict())
+            excerpts.append(RunbookExcerpt(match.title, item.id, item.excerpt))
+        result["gaps"].extend(g.as_dict() for g in guidance.gaps)
+        return excerpts
 
     async def aclose(self) -> None:
         self.library.close()

@@ -176,12 +176,7 @@ class TriagePipeline:
         excerpts: list[RunbookExcerpt] = []
         if self.runbooks is not None:
             await progress("runbooks")
-            guidance = await self.runbooks.find(alert, result)
-            items = guidance.evidence(self.runbooks.directories)
-            for match, item in zip(guidance.matches, items, strict=True):
-                result["evidence"].append(item.as_dict())
-                excerpts.append(RunbookExcerpt(match.title, item.id, item.excerpt))
-            result["gaps"].extend(g.as_dict() for g in guidance.gaps)
+            excerpts = await self.runbooks.attach(alert, result)
             mark = lap("runbooks", mark)
         if self.reasoner is not None:
             await progress("reason")
