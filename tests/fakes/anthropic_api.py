@@ -24,7 +24,6 @@ Answers come from the script (see ``tests.fakes.llm_script``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from tests.fakes.llm_script import (
@@ -65,23 +64,8 @@ class AnthropicFake(LlmFake):
 
     generation_path = "/v1/messages"
     name = "fake Anthropic LLM"
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = DEFAULT_KEY,
-        models: Sequence[str] = DEFAULT_MODELS,
-        latency: float = 0.0,
-        stream_interval: float = 0.0,
-        default: Reply | Fault | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            models=models,
-            latency=latency,
-            stream_interval=stream_interval,
-            default=default,
-        )
+    default_key = DEFAULT_KEY
+    default_models = DEFAULT_MODELS
 
     @property
     def base_url(self) -> str:

@@ -34,6 +34,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal, Self, TypedDict, Unpack
 from urllib.parse import parse_qsl, urlsplit
@@ -359,6 +360,10 @@ def split_even(text: str, pieces: int = 3) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+class _Default(Enum):
+    KEY = "the subclass's default_key"
+
+
 class LlmFake(ABC):
     """Base of the fake LLM servers: lifecycle, scripting, recording, HTTP and SSE.
 
@@ -368,18 +373,21 @@ class LlmFake(ABC):
 
     generation_path: ClassVar[str]
     name: ClassVar[str] = "fake LLM"
+    default_key: ClassVar[str]
+    default_models: ClassVar[Sequence[str]]
 
     def __init__(
         self,
         *,
-        api_key: str | None,
-        models: Sequence[str],
+        api_key: str | _Default | None = _Default.KEY,
+        models: Sequence[str] | None = None,
         latency: float = 0.0,
         stream_interval: float = 0.0,
         default: Reply | Fault | None = None,
     ) -> None:
-        self.api_key = api_key  # None accepts any key
-        self.models = list(models)
+        # None accepts any key; left out, the protocol's own fake key is required.
+        self.api_key = self.default_key if isinstance(api_key, _Default) else api_key
+        self.models = list(self.default_models if models is None else models)
         self.latency = latency  # seconds added before every answer
         self.stream_interval = stream_interval  # seconds between SSE events
         self.default = default

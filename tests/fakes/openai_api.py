@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from tests.fakes.llm_script import (
@@ -70,23 +69,8 @@ class OpenAIFake(LlmFake):
 
     generation_path = "/chat/completions"
     name = "fake LLM"
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = DEFAULT_KEY,
-        models: Sequence[str] = DEFAULT_MODELS,
-        latency: float = 0.0,
-        stream_interval: float = 0.0,
-        default: Reply | Fault | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            models=models,
-            latency=latency,
-            stream_interval=stream_interval,
-            default=default,
-        )
+    default_key = DEFAULT_KEY
+    default_models = DEFAULT_MODELS
 
     @property
     def base_url(self) -> str:
