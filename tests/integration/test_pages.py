@@ -15,6 +15,16 @@ from tests.support.payloads import am_alert, am_notification, resolved
 WEBHOOK = "/api/v1/alerts/alertmanager"
 
 
+async def page_once_triaged(client: httpx.AsyncClient, fingerprint: str) -> str:
+    """The alert page as soon as its triage has succeeded (or after 20 s, as it is then)."""
+    for _ in range(400):
+        page = (await client.get(f"/alerts/{fingerprint}")).text
+        if "<strong>succeeded</strong>" in page:
+            break
+        await asyncio.sleep(0.05)
+    return page
+
+
 async def test_link_from_ingest_opens_the_alert_page(client: httpx.AsyncClient) -> None:
     note = am_notification(
         am_alert("9000000000000001", namespace="shop", pod="api-7", container="api")
@@ -64,12 +74,7 @@ async def test_the_page_shows_the_root_cause_evidence_and_what_to_do(database_ur
     async with app_client(settings) as client:
         payload = load_sample("02-oom.json")
         await client.post(WEBHOOK, json=payload)
-        path = f"/alerts/{payload['alerts'][0]['fingerprint']}"
-        for _ in range(200):
-            page = (await client.get(path)).text
-            if "<strong>succeeded</strong>" in page:
-                break
-            await asyncio.sleep(0.05)
+        page = await page_once_triaged(client, payload["alerts"][0]["fingerprint"])
     assert "Root cause: OOMKilled" in page
     assert "Culprit: <strong>Deployment shop/api</strong>" in page
     assert "OOMKilled" in page
@@ -109,12 +114,7 @@ async def test_the_page_labels_the_models_explanation_and_what_grounding_dropped
         async with app_client(settings) as client:
             payload = load_sample("02-oom.json")
             await client.post(WEBHOOK, json=payload)
-            path = f"/alerts/{payload['alerts'][0]['fingerprint']}"
-            for _ in range(400):
-                page = (await client.get(path)).text
-                if "<strong>succeeded</strong>" in page:
-                    break
-                await asyncio.sleep(0.05)
+            page = await page_once_triaged(client, payload["alerts"][0]["fingerprint"])
     assert "Root cause: OOMKilled" in page
     assert "Culprit: <strong>Deployment shop/api</strong>" in page  # the evidence's culprit
     assert "The model disagrees" in page
