@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 
 from oncallm.config_llm import LLMSettings
+from oncallm.config_metrics import MetricsSettings
 from oncallm.config_runbooks import RunbooksSettings
 from oncallm.errors import ConfigError
 
@@ -291,6 +292,7 @@ class Settings(BaseSettings):
     triage: TriageSettings = Field(default_factory=TriageSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     runbooks: RunbooksSettings = Field(default_factory=RunbooksSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(
