@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -71,6 +72,23 @@ def _start(name: str, command: Sequence[str], workdir: Path, port: int) -> Servi
 
 def _wait_ready(service: ServiceProcess, timeout: float = 30) -> None:
     """Both servers answer ``GET /-/ready`` with 200 once they can take traffic."""
+    wait_until_ready(service, timeout=timeout)
+
+
+def wait_until_ready(
+    service: ServiceProcess,
+    *,
+    ready_url: str | None = None,
+    timeout: float = 30,
+    verify: ssl.SSLContext | bool = True,
+    auth: tuple[str, str] | None = None,
+) -> None:
+    """Poll ``ready_url`` (default ``{service.url}/-/ready``) until it answers 200.
+
+    For servers behind a route prefix, TLS (``verify``: a context trusting its CA) or
+    basic auth; fails with the server's log when it exits or never becomes ready.
+    """
+    url = ready_url or f"{service.url}/-/ready"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -79,7 +97,7 @@ def _wait_ready(service: ServiceProcess, timeout: float = 30) -> None:
                 f"{service.log_tail()}"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{service.url}/-/ready", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, verify=verify, auth=auth).status_code == 200:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"{service.name} not ready after {timeout}s:\n{service.log_tail()}")
