@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import math
 import socket
 import ssl
 import time
@@ -50,9 +49,10 @@ from oncallm.config import ClusterSettings, KubernetesSettings
 from oncallm.config_metrics import MetricsSettings, PrometheusSettings
 from oncallm.errors import SourceError
 from oncallm.sources.clusters import ClusterSources
-from oncallm.sources.metrics import MetricsError, MetricsSource, Point, Series
+from oncallm.sources.metrics import MetricsError, MetricsSource, Series
+from oncallm.sources.snapshot_metrics import SnapshotMetrics, parse_api_data, unix_seconds
 
-__all__ = ["PrometheusSource", "PrometheusSources", "parse_api_data"]
+__all__ = ["PrometheusSource", "PrometheusSources"]
 
 log = structlog.get_logger("oncallm.metrics")
 
@@ -72,59 +72,6 @@ class _Retryable(Exception):
     def __init__(self, error: MetricsError) -> None:
         super().__init__(error.detail)
         self.error = error
-
-
-def parse_api_data(data: Any) -> list[Series]:
-    """The ``data`` object of a ``query``/``query_range`` answer as series.
-
-    Values arrive as strings; ``"NaN"``, ``"+Inf"`` and ``"-Inf"`` parse as floats and NaN
-    points are dropped (a gap in the graph, not a value). A ``scalar`` is one series without
-    labels. Raises ``ValueError`` when the object is not a Prometheus result.
-    """
-    if not isinstance(data, Mapping):
-        raise ValueError("'data' is not an object")
-    kind, result = data.get("resultType"), data.get("result")
-    if kind == "matrix" and isinstance(result, list):
-        return [Series(_labels(item), _points(item.get("values") or [])) for item in _items(result)]
-    if kind == "vector" and isinstance(result, list):
-        return [
-            Series(_labels(item), _points([item["value"]] if "value" in item else []))
-            for item in _items(result)
-        ]
-    if kind == "scalar":
-        return [Series({}, _points([result]))]
-    if kind == "string":
-        raise ValueError("the query's result is a string, not numbers")
-    raise ValueError(f"unknown resultType {kind!r}")
-
-
-def _items(result: list[Any]) -> list[Mapping[str, Any]]:
-    if not all(isinstance(item, Mapping) for item in result):
-        raise ValueError("a result entry is not an object")
-    return result
-
-
-def _labels(item: Mapping[str, Any]) -> dict[str, str]:
-    metric = item.get("metric") or {}
-    if not isinstance(metric, Mapping):
-        raise ValueError("'metric' is not an object")
-    return {str(k): str(v) for k, v in metric.items()}
-
-
-def _points(raw: Any) -> tuple[Point, ...]:
-    points = []
-    for pair in raw:
-        if not isinstance(pair, list | tuple) or len(pair) != 2:
-            raise ValueError(f"a sample is not [time, value]: {str(pair)[:80]}")
-        ts, value = float(pair[0]), float(pair[1])
-        if not math.isnan(value):
-            points.append((ts, value))
-    points.sort(key=lambda p: p[0])
-    return tuple(points)
-
-
-def _unix(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _number(value: float) -> str:
@@ -270,20 +217,20 @@ class PrometheusSource:
     ) -> list[Series]:
         params = {
             "query": query,
-            "start": _number(_unix(start)),
-            "end": _number(_unix(end)),
+            "start": _number(unix_seconds(start)),
+            "end": _number(unix_seconds(end)),
             "step": _number(max(step.total_seconds(), 0.001)),
         }
         return await self._ask("query_range", params)
 
     async def query(self, query: str, at: datetime) -> list[Series]:
-        return await self._ask("query", {"query": query, "time": _number(_unix(at))})
+        return await self._ask("query", {"query": query, "time": _number(unix_seconds(at))})
 
     def graph_url(self, query: str, start: datetime, end: datetime) -> str | None:
         """The classic ``/graph?g0.expr=`` link, which Prometheus' old and new UIs and
         Thanos Query all open as the same graph."""
         base = self.settings.link_url or self._generator_base or _without_userinfo(self.url)
-        seconds = max(1, round(_unix(end) - _unix(start)))
+        seconds = max(1, round(unix_seconds(end) - unix_seconds(start)))
         end_utc = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
         params = {
             "g0.expr": query,
@@ -350,6 +297,10 @@ class PrometheusSource:
             if isinstance(error, _ServerFailure):
                 raise _Retryable(error) from None
             raise error from None
+        except ssl.SSLError as exc:
+            # With TLS 1.3 a refused client certificate arrives as an alert on the first
+            # read, after the handshake, and httpx lets the ssl error through unwrapped.
+            raise self._tls_error(exc) from None
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
             raise _Retryable(_ServerFailure(f"{self.label}: connection failed: {reason}")) from None
@@ -372,8 +323,7 @@ class PrometheusSource:
             )
         tls = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
         if tls is not None:
-            reason = getattr(tls, "reason", None) or str(tls)
-            return MetricsError(f"{self.label}: TLS handshake failed: {reason}")
+            return self._tls_error(tls)
         if any(isinstance(e, ConnectionRefusedError) for e in chain):
             return _ServerFailure(f"{self.label}: connection refused — is it running?")
         if any(isinstance(e, socket.gaierror) for e in chain):
@@ -381,6 +331,15 @@ class PrometheusSource:
             return _ServerFailure(f"{self.label}: cannot resolve host {host}")
         reason = str(chain[-1]) or type(chain[-1]).__name__
         return _ServerFailure(f"{self.label}: cannot connect: {reason}")
+
+    def _tls_error(self, exc: ssl.SSLError) -> MetricsError:
+        reason = str(getattr(exc, "reason", None) or exc)
+        if "CERTIFICATE_REQUIRED" in reason or "BAD_CERTIFICATE" in reason:
+            return MetricsError(
+                f"{self.label}: the server refused our TLS client certificate ({reason}): "
+                f"check {self.config_key}.cert_file / key_file"
+            )
+        return MetricsError(f"{self.label}: TLS handshake failed: {reason}")
 
     def _read(self, response: httpx.Response) -> Mapping[str, Any]:
         status = response.status_code
@@ -468,8 +427,6 @@ class PrometheusSources:
         if snapshot is not None:
             key = f"snapshot:{snapshot}"
             if key not in self._sources:
-                from oncallm.sources.snapshot_metrics import SnapshotMetrics
-
                 self._sources[key] = SnapshotMetrics(snapshot / "metrics")
             return self._sources[key]
         if self._settings.prometheus.url:

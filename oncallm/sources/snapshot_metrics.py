@@ -14,16 +14,70 @@ file is reported the first time metrics are asked for, naming the file.
 from __future__ import annotations
 
 import json
+import math
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from oncallm.errors import SnapshotError
-from oncallm.sources.metrics import Series
-from oncallm.sources.prometheus import parse_api_data
+from oncallm.sources.metrics import Point, Series
 
-__all__ = ["SnapshotMetrics", "normalise_promql"]
+__all__ = ["SnapshotMetrics", "normalise_promql", "parse_api_data", "unix_seconds"]
+
+# --- the Prometheus answer format, shared with PrometheusSource ---------------------------
+# Here rather than in prometheus.py because a snapshot stores exactly those answers and
+# must parse them without needing an HTTP client.
+
+
+def parse_api_data(data: Any) -> list[Series]:
+    """The ``data`` object of a ``query``/``query_range`` answer as series.
+
+    Values arrive as strings; ``"NaN"``, ``"+Inf"`` and ``"-Inf"`` parse as floats and NaN
+    points are dropped (a gap in the graph, not a value). A ``scalar`` is one series without
+    labels. Raises ``ValueError`` when the object is not a Prometheus result.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError("'data' is not an object")
+    kind, result = data.get("resultType"), data.get("result")
+    if kind in ("matrix", "vector") and isinstance(result, list):
+        return [_series(item, kind) for item in result]
+    if kind == "scalar":
+        return [Series({}, _points([result]))]
+    if kind == "string":
+        raise ValueError("the query's result is a string, not numbers")
+    raise ValueError(f"unknown resultType {kind!r}")
+
+
+def _series(item: Any, kind: str) -> Series:
+    """One ``{metric, values}`` (matrix) or ``{metric, value}`` (vector) entry."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("metric") or {}, Mapping):
+        raise ValueError("a result entry is not {metric, value(s)}")
+    labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
+    if kind == "matrix":
+        return Series(labels, _points(item.get("values") or []))
+    return Series(labels, _points([item["value"]] if "value" in item else []))
+
+
+def _points(raw: Any) -> tuple[Point, ...]:
+    points = []
+    for pair in raw:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise ValueError(f"a sample is not [time, value]: {str(pair)[:80]}")
+        ts, value = float(pair[0]), float(pair[1])
+        if not math.isnan(value):
+            points.append((ts, value))
+    points.sort(key=lambda p: p[0])
+    return tuple(points)
+
+
+def unix_seconds(moment: datetime) -> float:
+    """``moment`` as unix seconds; a naive datetime is taken as UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+# --- matching queries ----------------------------------------------------------------------
 
 _QUOTES = "\"'`"
 
@@ -77,10 +131,6 @@ def _string_end(query: str, start: int) -> int:
     return len(query)
 
 
-def _unix(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 class SnapshotMetrics:
     """The recorded metrics of one snapshot directory (its ``metrics/`` folder)."""
 
@@ -97,7 +147,7 @@ class SnapshotMetrics:
         """The recorded series clipped to ``[start, end]``; ``step`` is not applied (the
         points are the recorded ones, not resampled). Series without a point in the range
         are left out, as Prometheus leaves them out."""
-        low, high = _unix(start), _unix(end)
+        low, high = unix_seconds(start), unix_seconds(end)
         answer = []
         for series in self._recorded(query):
             points = tuple(p for p in series.points if low <= p[0] <= high)
@@ -108,7 +158,7 @@ class SnapshotMetrics:
     async def query(self, query: str, at: datetime) -> list[Series]:
         """Per recorded series, its last point at or before ``at``, with the timestamp it
         was recorded at (so an old value shows its age)."""
-        moment = _unix(at)
+        moment = unix_seconds(at)
         answer = []
         for series in self._recorded(query):
             before = [p for p in series.points if p[0] <= moment]

@@ -519,3 +519,69 @@ async def test_graph_links_open_the_query_in_the_users_prometheus(
     assert configured.graph_url(query, end - SPAN, end) == (
         "https://grafana.example.com/prom" + expected_tail
     )
+
+
+async def test_mutual_tls_presents_the_client_certificate(
+    tmp_path: Path, test_ca: LocalCA, make_source: SourceFactory
+) -> None:
+    web_config = {
+        "tls_server_config": {
+            "cert_file": str(test_ca.server_cert),
+            "key_file": str(test_ca.server_key),
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": str(test_ca.ca_cert),
+        }
+    }
+    with backfilled_prometheus(
+        tmp_path, web_config=web_config, tls=test_ca, ready_client_cert=True
+    ) as server:
+        with_cert = make_source(
+            server.url,
+            ca_file=test_ca.ca_cert,
+            cert_file=test_ca.client_cert,
+            key_file=test_ca.client_key,
+        )
+        assert await with_cert.query("vector(1)", SCENARIO_END)
+
+        without = make_source(server.url, ca_file=test_ca.ca_cert)
+        with pytest.raises(MetricsError) as refused:
+            await without.query("vector(1)", SCENARIO_END)
+        assert refused.value.detail.startswith(
+            f"prometheus {server.url}: the server refused our TLS client certificate"
+        )
+        assert refused.value.detail.endswith("check metrics.prometheus.cert_file / key_file")
+        assert without.breaker.consecutive_failures == 0  # our configuration, not its health
+
+
+async def test_warnings_in_an_answer_are_logged_and_the_data_kept(
+    fake_api: FakeApi, make_source: SourceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_api.body = json.dumps(
+        {
+            "status": "success",
+            "warnings": ["PromQL info: metric might not be a counter"],
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]},
+        }
+    ).encode()
+    [series] = await make_source(fake_api.url).query("rate(up[5m])", SCENARIO_END)
+    assert series.values == (3.0,)
+    [logged] = [r for r in caplog.records if r.name == "oncallm.metrics"]
+    assert logged.levelname == "WARNING"
+    assert "metrics query warning" in str(logged.msg)
+    assert "metric might not be a counter" in str(logged.msg)
+
+
+async def test_unreadable_credentials_files_are_named(
+    fake_api: FakeApi, make_source: SourceFactory, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-token"
+    with pytest.raises(MetricsError) as token:
+        await make_source(fake_api.url, bearer_token_file=missing).query("up", SCENARIO_END)
+    assert token.value.detail == (
+        f"prometheus {fake_api.url}: cannot read bearer_token_file {missing}: "
+        "No such file or directory"
+    )
+    assert fake_api.seen == []
+
+    with pytest.raises(MetricsError, match=r"cannot load TLS files \(.*no-ca.pem\)"):
+        make_source(fake_api.url, ca_file=tmp_path / "no-ca.pem")

@@ -243,22 +243,29 @@ def all_scenarios(end: datetime = SCENARIO_END) -> list[OpenMetricsSeries]:
 
 @dataclass(frozen=True)
 class LocalCA:
-    """A throwaway CA and a server certificate it signed for 127.0.0.1 / localhost."""
+    """A throwaway CA, a server certificate it signed for 127.0.0.1 / localhost, and a
+    client certificate (CN ``oncallm``) for mutual TLS."""
 
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    client_cert: Path
+    client_key: Path
 
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_cert))
+    def context(self, *, client: bool = False) -> ssl.SSLContext:
+        """Trusts the CA; with ``client``, also presents the client certificate."""
+        context = ssl.create_default_context(cafile=str(self.ca_cert))
+        if client:
+            context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
 
 
 def make_test_ca(directory: Path) -> LocalCA:
-    """Generate the CA and server certificate with the ``openssl`` CLI (EC keys: fast)."""
+    """Generate the CA, server and client certificates with the ``openssl`` CLI (EC keys:
+    fast). The server's names 127.0.0.1 and localhost; the client's is for mutual TLS."""
     openssl = require_binary("openssl", "openssl")
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
-    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _run_check(
         [
@@ -268,23 +275,33 @@ def make_test_ca(directory: Path) -> LocalCA:
             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         ]
     )  # fmt: skip
-    _run_check(
-        [openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1"]
+    for who, subject, usage in (
+        ("server", "/CN=127.0.0.1", "serverAuth"),
+        ("client", "/CN=oncallm", "clientAuth"),
+    ):
+        key, csr, cert = (directory / f"{who}.{ext}" for ext in ("key", "csr", "crt"))
+        _run_check([openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", subject])
+        extensions = directory / f"{who}.ext"
+        extensions.write_text(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+            "basicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\n"
+            f"extendedKeyUsage={usage}\n"
+        )
+        _run_check(
+            [
+                openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_cert),
+                "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert), "-days", "2",
+                "-extfile", str(extensions),
+            ]
+        )  # fmt: skip
+    return LocalCA(
+        ca_cert=ca_cert,
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
     )
-    extensions = directory / "server.ext"
-    extensions.write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "basicConstraints=CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\n"
-    )
-    _run_check(
-        [
-            openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(extensions),
-        ]
-    )  # fmt: skip
-    return LocalCA(ca_cert=ca_cert, server_cert=cert, server_key=key)
 
 
 def bcrypt_hash(password: str) -> str:
@@ -374,6 +391,7 @@ def backfilled_prometheus(
     route_prefix: str = "",
     web_config: Mapping[str, object] | None = None,
     tls: LocalCA | None = None,
+    ready_client_cert: bool = False,
     ready_auth: tuple[str, str] | None = None,
 ) -> Iterator[BackfilledPrometheus]:
     """A running Prometheus serving ``series`` (default: :func:`all_scenarios`).
@@ -381,7 +399,8 @@ def backfilled_prometheus(
     ``route_prefix`` (``/prom``) serves everything below it, as behind a path-routing
     proxy; ``web_config`` is Prometheus' ``--web.config.file`` (``basic_auth_users``,
     ``tls_server_config``), checked with ``promtool check web-config``; pass the ``tls``
-    CA whose files it names and the ``ready_auth`` it requires so readiness can be seen.
+    CA whose files it names, and ``ready_client_cert`` / ``ready_auth`` when it requires
+    them, so that readiness can be seen.
     """
     binary = require_binary("prometheus", "prometheus")
     promtool = require_binary("promtool", "prometheus")
@@ -413,7 +432,7 @@ def backfilled_prometheus(
         port=port,
         scheme=scheme,
         route_prefix=route_prefix,
-        ready_verify=tls.context() if tls else True,
+        ready_verify=tls.context(client=ready_client_cert) if tls else True,
         ready_auth=ready_auth,
     )
     server.start()
