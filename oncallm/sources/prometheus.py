@@ -145,7 +145,8 @@ def _tls(settings: PrometheusSettings, label: str) -> ssl.SSLContext | bool:
 class PrometheusSource:
     """One Prometheus-compatible endpoint, with its HTTP client and its circuit breaker.
 
-    ``transport`` replaces the network (tests wrap the real one to count requests);
+    ``transport`` replaces the network (tests wrap the real one to count requests); TLS
+    settings then belong to that transport, as httpx applies ``verify`` only to its own;
     ``generator_url`` is an alert's ``generatorURL``, the default base of graph links
     when ``link_url`` is not configured (see :meth:`linked_to` for a per-alert view).
     ``config_key`` names the settings in messages (``metrics.clusters.eu-1``).
