@@ -257,6 +257,21 @@ def demo(config: ConfigOption = None) -> None:
     run_demo(_settings(config))
 
 
+def _with_prometheus(settings: Settings, url: str) -> Settings:
+    from pydantic import ValidationError
+
+    from oncallm.config_metrics import PrometheusSettings
+
+    try:
+        endpoint = PrometheusSettings.model_validate(
+            {**settings.metrics.prometheus.model_dump(), "url": url}
+        )
+    except ValidationError as exc:
+        raise OncallmError(f"--prometheus {url!r}: {exc.errors()[0]['msg']}") from None
+    metrics = settings.metrics.model_copy(update={"prometheus": endpoint})
+    return settings.model_copy(update={"metrics": metrics})
+
+
 @app.command()
 @user_errors
 def triage(
@@ -268,6 +283,13 @@ def triage(
     ] = None,
     kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig of a live cluster.")] = None,
     context: Annotated[str | None, typer.Option(help="Kubeconfig context.")] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            help="Prometheus (or Thanos, VictoriaMetrics) URL to read metrics from; "
+            "overrides metrics.prometheus.url. A snapshot's own metrics/ are used otherwise."
+        ),
+    ] = None,
     output: Annotated[
         str, typer.Option("--format", "-f", help="`markdown` (default) or `json`.")
     ] = "markdown",
@@ -282,13 +304,16 @@ def triage(
     """Triage every alert of a payload once and print the results.
 
     With neither --snapshot nor --kubeconfig, the clusters of the configuration are used.
+    Metrics come from --prometheus, else the configured Prometheus, else the snapshot.
     With an LLM configured (llm.provider), its grounded explanation is added unless --no-llm.
     """
     from oncallm.config import ClusterSettings
     from oncallm.sources.kubernetes import KubernetesSource
+    from oncallm.sources.prometheus import PrometheusSources
     from oncallm.sources.snapshot import SnapshotSource
     from oncallm.triage.guidance import RunbookGuide
     from oncallm.triage.markdown import render
+    from oncallm.triage.metrics_step import MetricsStep, snapshot_metrics
     from oncallm.triage.oneshot import load_alerts, to_json, triage_alerts
     from oncallm.triage.pipeline import TriagePipeline
 
@@ -297,6 +322,8 @@ def triage(
     if snapshot is not None and (kubeconfig is not None or context is not None):
         raise OncallmError("--snapshot reads files; it cannot be combined with --kubeconfig")
     settings = _settings(config)
+    if prometheus is not None:
+        settings = _with_prometheus(settings, prometheus)
     if not llm:
         settings = settings.model_copy(update={"llm": LLMSettings()})
     alerts = load_alerts(alert)
@@ -310,14 +337,22 @@ def triage(
 
     async def run() -> list[dict[str, Any]]:
         guide = RunbookGuide(settings.runbooks)
+        configured = MetricsStep(
+            PrometheusSources(settings.metrics, settings.kubernetes), settings.metrics
+        )
         if snapshot is not None:
             source = SnapshotSource(snapshot)
-            return await triage_alerts(alerts, source, settings.triage, reasoner(), guide)
+            metrics = (
+                configured
+                if settings.metrics.prometheus.url
+                else snapshot_metrics(snapshot, settings.metrics)
+            )
+            return await triage_alerts(alerts, source, settings.triage, reasoner(), guide, metrics)
         if kubeconfig is not None or context is not None:
             # Built here so a missing file or unknown context is bad input (exit 2), not a
             # gap on every result.
             live = KubernetesSource(ClusterSettings(kubeconfig=kubeconfig, context=context))
-            return await triage_alerts(alerts, live, settings.triage, reasoner(), guide)
+            return await triage_alerts(alerts, live, settings.triage, reasoner(), guide, configured)
         pipeline = TriagePipeline.from_settings(settings)
         try:
             return [(await pipeline.run(a)).result for a in alerts]

@@ -274,6 +274,7 @@ class Worker:
                 starts_at=job.starts_at,
                 labels=job.labels,
                 annotations=job.annotations,
+                generator_url=job.generator_url,
             )
 
             recorded = {"step": queue.FIRST_STEP}  # the claim already wrote the first step

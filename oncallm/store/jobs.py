@@ -35,6 +35,7 @@ class ClaimedJob:
     starts_at: datetime
     alertname: str
     status: str
+    generator_url: str = ""
 
 
 def _runnable(now: datetime) -> Any:
@@ -91,6 +92,7 @@ async def claim(db: Database, worker_id: str, lease: timedelta) -> ClaimedJob | 
                     Occurrence.starts_at,
                     Occurrence.alertname,
                     Occurrence.status,
+                    Occurrence.generator_url,
                 ).where(Occurrence.id == occurrence_id)
             )
         ).one()
@@ -107,6 +109,7 @@ async def claim(db: Database, worker_id: str, lease: timedelta) -> ClaimedJob | 
             starts_at=occ.starts_at,
             alertname=occ.alertname,
             status=occ.status,
+            generator_url=occ.generator_url,
         )
 
 

@@ -13,12 +13,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.sources.snapshot import involved_ref, parse_time
 from oncallm.triage import kube
 from oncallm.triage.targets import AlertTargets
+
+if TYPE_CHECKING:
+    from oncallm.triage.metric_signals import MetricSignal
 
 # Lines worth showing a human: errors, panics, refusals, stack-trace heads.
 ERROR_LINE = re.compile(
@@ -120,6 +123,7 @@ class AlertInput:
     starts_at: datetime
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    generator_url: str = ""  # Prometheus' link to the rule's expression (g0.expr)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ class TriageContext:
     distance: Mapping[ObjectRef, int] = field(default_factory=dict)
     dependencies: tuple[Dependency, ...] = ()
     stale_after: timedelta = timedelta(minutes=60)
+    # Metric signals by query key, read after the cluster (``triage.metric_signals``).
+    metrics: Mapping[str, MetricSignal] = field(default_factory=dict)
 
     # --- lookups -------------------------------------------------------------------------
 
@@ -255,3 +261,19 @@ class TriageContext:
 
     def is_focus(self, ref: ObjectRef) -> bool:
         return ref in self.focus
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def metric(
+        self, signal: str, resource: ObjectRef | None = None, container: str | None = None
+    ) -> MetricSignal | None:
+        """The metric signal of that kind about ``resource``/``container``, if it was read."""
+        for found in self.metrics.values():
+            q = found.query
+            if (
+                q.signal == signal
+                and resource in (None, q.resource)
+                and container in (None, q.container)
+            ):
+                return found
+        return None

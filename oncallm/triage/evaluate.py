@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from oncallm.config import TriageSettings
 from oncallm.errors import BadRequest
 from oncallm.sources.snapshot import SnapshotSource
+from oncallm.triage.metrics_step import snapshot_metrics
 from oncallm.triage.oneshot import load_alerts, triage_alerts
 from oncallm.triage.taxonomy import Category
 
@@ -115,7 +116,8 @@ async def run_case(case: Path, settings: TriageSettings) -> CaseOutcome:
     expected = load_expected(case / "expected.yaml")
     alerts = load_alerts(case / "alert.json")
     source = SnapshotSource(case / "snapshot")
-    results = await triage_alerts(alerts[:1], source, settings)
+    metrics = snapshot_metrics(case / "snapshot")
+    results = await triage_alerts(alerts[:1], source, settings, metrics=metrics)
     return judge(case.name, expected, results[0])
 
 

@@ -24,15 +24,21 @@ class EvidenceItem:
     resource: ObjectRef | None
     excerpt: str
     source: str
+    query: str | None = None  # metric evidence: the PromQL, so a user can run it again
+    url: str | None = None  # metric evidence: the query over the window in Prometheus' UI
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        item = {
             "id": self.id,
             "type": self.type,
             "resource": self.resource.as_dict() if self.resource else None,
             "excerpt": self.excerpt,
             "source": self.source,
         }
+        if self.query is not None:
+            item["query"] = self.query
+            item["url"] = self.url
+        return item
 
 
 def _path(ref: ObjectRef) -> str:
@@ -90,6 +96,28 @@ class EvidenceLedger:
                 ref,
                 _clip(excerpt),
                 f"{self.source_name}: {ref.kind} {aspect}",
+            )
+        )
+
+    def cite_metric(
+        self,
+        evidence_id: str,
+        resource: ObjectRef | None,
+        excerpt: str,
+        *,
+        source: str,
+        query: str,
+        url: str | None,
+    ) -> str:
+        return self._add(
+            EvidenceItem(
+                evidence_id,
+                "metric",
+                resource,
+                _clip(excerpt),
+                f"{source}: metrics",
+                query=query,
+                url=url,
             )
         )
 

@@ -21,6 +21,7 @@ from oncallm.triage.pipeline import AlertInput, TriagePipeline
 if TYPE_CHECKING:
     from oncallm.llm.reasoner import Reasoner
     from oncallm.triage.guidance import RunbookGuide
+    from oncallm.triage.metrics_step import MetricsStep
 
 
 class FixedSource:
@@ -59,6 +60,7 @@ def load_alerts(path: Path) -> list[AlertInput]:
             starts_at=alert.starts_at,
             labels=dict(alert.labels),
             annotations=dict(alert.annotations),
+            generator_url=alert.generator_url,
         )
         for alert in payload.alerts
     ]
@@ -70,8 +72,11 @@ async def triage_alerts(
     settings: TriageSettings,
     reasoner: Reasoner | None = None,
     runbooks: RunbookGuide | None = None,
+    metrics: MetricsStep | None = None,
 ) -> list[dict[str, Any]]:
-    pipeline = TriagePipeline(FixedSource(source), settings, reasoner=reasoner, runbooks=runbooks)
+    pipeline = TriagePipeline(
+        FixedSource(source), settings, reasoner=reasoner, runbooks=runbooks, metrics=metrics
+    )
     try:
         return [(await pipeline.run(alert)).result for alert in alerts]
     finally:

@@ -1,7 +1,7 @@
 """The triage pipeline: one alert in, one triage result (DESIGN.md §4.4) out.
 
-targets → gather → analyze (analyzers, then causal ranking) → recommend → runbooks →
-reason. Each step
+targets → gather → metrics → analyze (analyzers, then causal ranking) → recommend →
+runbooks → reason. Each step
 takes the previous step's value and returns a new one; the pipeline times every step,
 reports progress so the UI can show where a triage is, and collects gaps instead of
 failing: a cluster that cannot be reached yields an honest ``Unknown`` with the reason,
@@ -27,6 +27,7 @@ from oncallm.triage.analyzers import Analyzer, registered
 from oncallm.triage.context import AlertInput, Gap
 from oncallm.triage.gather import GatherLimits, gather
 from oncallm.triage.guidance import RunbookGuide
+from oncallm.triage.metrics_step import MetricsStep, attach_charts
 from oncallm.triage.rank import rank
 from oncallm.triage.report import RESULT_SCHEMA, build_result
 from oncallm.triage.targets import AlertTargets, resolve_targets
@@ -75,8 +76,10 @@ class TriagePipeline:
         analyzers: Sequence[Analyzer] | None = None,
         reasoner: Reasoner | None = None,
         runbooks: RunbookGuide | None = None,
+        metrics: MetricsStep | None = None,
     ) -> None:
         self.sources = sources
+        self.metrics = metrics
         self.settings = settings
         self.limits = limits_from(settings)
         self.analyzers = tuple(analyzers) if analyzers is not None else registered()
@@ -93,6 +96,7 @@ class TriagePipeline:
     ) -> TriagePipeline:
         """The pipeline a process runs; ``usage``/``cache`` default to in-memory ones."""
         from oncallm.sources.clusters import ClusterSources
+        from oncallm.sources.prometheus import PrometheusSources
 
         reasoner = None
         if settings.llm.enabled:
@@ -105,6 +109,9 @@ class TriagePipeline:
             settings.triage,
             reasoner=reasoner,
             runbooks=RunbookGuide(settings.runbooks),
+            metrics=MetricsStep(
+                PrometheusSources(settings.metrics, settings.kubernetes), settings.metrics
+            ),
         )
 
     async def aclose(self) -> None:
@@ -113,6 +120,8 @@ class TriagePipeline:
             await self.reasoner.aclose()
         if self.runbooks is not None:
             await self.runbooks.aclose()
+        if self.metrics is not None:
+            await self.metrics.aclose()
 
     async def run(
         self,
@@ -149,8 +158,12 @@ class TriagePipeline:
             return PipelineOutput(targets, result)
         source_name = "snapshot" if type(source).__name__ == "SnapshotSource" else "kubernetes"
         ctx = await gather(source, alert, targets, self.limits, source_name)
-        gaps.extend(ctx.gaps)
         mark = lap("gather", mark)
+        if self.metrics is not None:
+            await progress("metrics")
+            ctx = await self.metrics.read(ctx)
+            mark = lap("metrics", mark)
+        gaps.extend(ctx.gaps)
 
         await progress("analyze")
         analysis = run_analyzers(ctx, self.analyzers)
@@ -173,6 +186,8 @@ class TriagePipeline:
             gaps=gaps,
             timings=timings,
         )
+        if self.metrics is not None:
+            attach_charts(result, self.metrics.charts(ctx))
         excerpts: list[RunbookExcerpt] = []
         if self.runbooks is not None:
             await progress("runbooks")
@@ -180,7 +195,8 @@ class TriagePipeline:
             mark = lap("runbooks", mark)
         if self.reasoner is not None:
             await progress("reason")
-            await self.reasoner.reason(ctx, result, source, explanation, excerpts)
+            metrics = self.metrics.source_for(ctx) if self.metrics is not None else None
+            await self.reasoner.reason(ctx, result, source, explanation, excerpts, metrics)
             lap("reason", mark)
 
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)

@@ -22,6 +22,7 @@ from oncallm.triage.analyze import recommend, run_analyzers
 from oncallm.triage.analyzers import registered
 from oncallm.triage.context import AlertInput, TriageContext
 from oncallm.triage.gather import GatherLimits, gather
+from oncallm.triage.metrics_step import attach_charts, snapshot_metrics
 from oncallm.triage.rank import rank
 from oncallm.triage.report import build_result
 from oncallm.triage.targets import resolve_targets
@@ -43,6 +44,7 @@ def first_alert(case: Path) -> AlertInput:
         starts_at=alert.starts_at,
         labels=dict(alert.labels),
         annotations=dict(alert.annotations),
+        generator_url=alert.generator_url,
     )
 
 
@@ -53,6 +55,8 @@ async def _triage(case: Path, settings: TriageSettings) -> tuple[TriageContext, 
     try:
         analyzers = registered()
         ctx = await gather(source, alert, targets, GatherLimits(), "snapshot")
+        metrics = snapshot_metrics(case / "snapshot")
+        ctx = await metrics.read(ctx)
         analysis = run_analyzers(ctx, analyzers)
         ranking = rank(ctx, analysis.findings, settings.min_confidence)
         recommendations, recommend_gaps = recommend(ctx, ranking, analyzers)
@@ -69,6 +73,7 @@ async def _triage(case: Path, settings: TriageSettings) -> tuple[TriageContext, 
         gaps=gaps,
         timings={},  # wall-clock timings would make snapshots differ run to run
     )
+    attach_charts(result, metrics.charts(ctx))
     return ctx, result
 
 
