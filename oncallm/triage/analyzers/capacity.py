@@ -20,7 +20,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import hpa_metrics
+from oncallm.triage.analyzers import hpa_metrics, metricfacts
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -101,16 +101,20 @@ def _hpa(
         ),
         None,
     )
+    target = spec.get("scaleTargetRef") or {}
+    target_ref = ObjectRef(str(target.get("kind")), ref.namespace, str(target.get("name")))
+    saturated = metricfacts.saturation(ctx, ledger, ref, target_ref) if current >= high else None
     maxed = (
         high > 0
         and current >= high
-        and limited.get("status") == "True"
-        and limited.get("reason") == "TooManyReplicas"
+        and (
+            (limited.get("status") == "True" and limited.get("reason") == "TooManyReplicas")
+            # The condition lags or is missing on old controllers; the replica series does not.
+            or (saturated is not None and (saturated.at_max_seconds or 0) >= 600)
+        )
     )
     if not (maxed or broken):
         return None
-    target = spec.get("scaleTargetRef") or {}
-    target_ref = ObjectRef(str(target.get("kind")), ref.namespace, str(target.get("name")))
     metrics = metric_lines(hpa)
     shown = broken or limited
     cited = ledger.cite_object(
@@ -174,8 +178,23 @@ def _hpa(
         f"({range_text}, desired {desired}) and cannot add more"
         + (f": {', '.join(metrics)}" if metrics else "")
     )
+    confidence = 0.8
+    if saturated is not None:
+        summary += f"; {saturated.sentence}"
+        facts["saturation"] = saturated.sentence
+        # Pods at (or past) their request while the HPA cannot add more: saturation,
+        # measured rather than read off the HPA's own status.
+        if (saturated.cpu_of_request or 0) >= 0.8 or (saturated.at_max_seconds or 0) >= 600:
+            confidence = 0.9
     return Finding(
-        Category.ScalingLimit, summary, ref, ref, (cited, *events), 0.8, analyzer, facts=facts
+        Category.ScalingLimit,
+        summary,
+        ref,
+        ref,
+        (cited, *events, *(saturated.evidence if saturated else ())),
+        confidence,
+        analyzer,
+        facts=facts,
     )
 
 

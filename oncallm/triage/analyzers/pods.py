@@ -18,7 +18,14 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
-from oncallm.triage.analyzers import Analyzer, app_config, crashlog, image_pulls, pods_advice
+from oncallm.triage.analyzers import (
+    Analyzer,
+    app_config,
+    crashlog,
+    image_pulls,
+    metricfacts,
+    pods_advice,
+)
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.analyzers.crashlog import headline_at
 from oncallm.triage.context import Event, TriageContext
@@ -95,8 +102,15 @@ def _oom(
         if heap is not None and limit_bytes and heap[2] >= limit_bytes * Decimal("0.75"):
             # The runtime may grow its heap to (or past) the limit: the kill is configured.
             facts["heap"] = {"flag": heap[0], "where": heap[1], "above": heap[2] > limit_bytes}
+        evidence = [cited]
+        profile = metricfacts.memory_profile(
+            ctx, ledger, ctx.workload_of(pod), c.name, kube.name(pod), finished
+        )
+        if profile is not None:
+            facts["memory"] = {"kind": profile.kind, "sentence": profile.sentence}
+            evidence.append(profile.evidence)
         return _Hit(
-            Category.OOMKilled, pod, c, confidence, [cited], facts, [] if limit else _node(pod)
+            Category.OOMKilled, pod, c, confidence, evidence, facts, [] if limit else _node(pod)
         )
     return None
 
@@ -285,6 +299,8 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
         if heap := f.get("heap"):
             room = "is above" if heap["above"] else "leaves no room under"
             text += f"; its heap flag {heap['flag']} ({heap['where']}) {room} the limit"
+        if memory := f.get("memory"):
+            text += f"; {memory['sentence']}"
         return text
     if hit.category is Category.ImagePull:
         return image_pulls.summary(f, where)

@@ -63,6 +63,9 @@ def _oom(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendatio
             )
         ]
     limit, suggested = f["limit"], f.get("suggested_limit") or "<higher>"
+    memory = f.get("memory") or {}
+    if memory.get("kind") == "leak":
+        return [_leak(f, workload, conf, confirm)]
     if workload.kind in pf.SETTABLE_KINDS:
         fix = kubectl(
             "set",
@@ -88,6 +91,27 @@ def _oom(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendatio
             conf,
         )
     ]
+
+
+def _leak(f: Mapping[str, Any], workload: Any, conf: float, confirm: list[str]) -> Recommendation:
+    """Memory that climbs until the kill: a bigger limit buys time, a fix ends it."""
+    ns, container = workload.namespace, str(f["container"])
+    owner = pf.owner_phrase(workload)
+    restart = (
+        (kubectl("rollout", "restart", pf.resource_arg(workload), namespace=ns),)
+        if workload.kind in pf.SETTABLE_KINDS
+        else ()
+    )
+    return Recommendation(
+        f"Find the memory leak in container {container} of {owner}",
+        f"Container {container} was OOMKilled at its {f['limit']} limit after its "
+        f"{f['memory']['sentence']}. Raising the limit only moves the next kill later: "
+        "capture a heap profile (or a memory dump) while usage climbs, and compare with the "
+        "last release. A rolling restart buys time until the fix ships.",
+        (*confirm, *restart),
+        "low",
+        conf,
+    )
 
 
 def _heap_advice(f: Mapping[str, Any]) -> str:

@@ -269,6 +269,7 @@ def analyze(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
     yield from volumes.write_failures(ctx, ledger)
     yield from volumes.zone_conflicts(ctx, ledger)
     yield from volumes.filling_alert(ctx, ledger)
+    yield from volumes.filling_metrics(ctx, ledger)
 
 
 ANALYZER = Analyzer(

@@ -150,6 +150,8 @@ def _filling(f: Mapping[str, Any], conf: float) -> Recommendation:
         f"Claim {claim} ({f.get('size') or 'size unknown'}) is running out of {what}. Find what "
         "grows (logs, WAL, temp files) and clean it up or fix its retention."
     )
+    if f.get("full_in"):
+        detail += f" Metrics: it is {f['full_in']}."
     if f.get("expandable"):
         patch = json.dumps({"spec": {"resources": {"requests": {"storage": "<larger size>"}}}})
         commands.append(kubectl("patch", "pvc", claim, "-p", f"'{patch}'", namespace=ns))

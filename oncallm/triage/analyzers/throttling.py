@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
+from oncallm.triage.analyzers import metricfacts
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.findings import Finding
@@ -98,12 +99,16 @@ def _throttling(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Fi
     limit_q = kube.parse_quantity(limit)
     suggested = cpu_text(limit_q * 2) if limit_q else None
     rate = f" ({percent.group(1)}% of CFS periods throttled)" if percent else ""
+    measured = metricfacts.throttling(ctx, ledger, workload, ctr.name)
     where_text = f"in {workload}" if workload.kind != "Pod" else f"of pod {pod_ref.name}"
     if limit:
         summary = (
-            f"container {ctr.name} {where_text} is CPU-throttled{rate} at its {limit} CPU limit "
-            f"(request {request or 'none'})"
+            f"container {ctr.name} {where_text} is CPU-throttled{rate if not measured else ''} "
+            f"at its {limit} CPU limit (request {request or 'none'})"
         )
+        if measured is not None:
+            evidence.extend(measured.evidence)
+            summary += f": {measured.sentence}"
     else:
         summary = (
             f"container {ctr.name} {where_text} is reported CPU-throttled{rate} but declares "
@@ -116,7 +121,7 @@ def _throttling(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Fi
         pod_ref,
         workload,
         tuple(evidence),
-        0.85 if limit else 0.5,
+        (0.9 if measured else 0.85) if limit else 0.5,
         analyzer,
         facts={
             "container": ctr.name,
@@ -132,10 +137,56 @@ def _throttling(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Fi
     )
 
 
+def _measured(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Iterator[Finding]:
+    """Throttling the metrics show on the alerted workloads, whatever the alert is about:
+    a latency or error-rate alert is often a CPU limit in disguise."""
+    for signal in ctx.metrics.values():
+        workload, cname = signal.query.resource, signal.query.container
+        if signal.query.signal != "throttling" or workload is None or cname is None:
+            continue
+        measured = metricfacts.throttling(ctx, ledger, workload, cname)
+        if measured is None:
+            continue
+        pods = ctx.pods_of(workload)
+        pod = next((p for p in pods if kube.name(p) == measured.pod), pods[0] if pods else None)
+        ctr = kube.container(pod, cname) if pod is not None else None
+        limit = ctr.limit("cpu") if ctr else None
+        request = ctr.request("cpu") if ctr else None
+        limit_q = kube.parse_quantity(limit)
+        subject = kube.ref(pod) if pod is not None else workload
+        where = f"in {workload}" if workload.kind != "Pod" else f"of pod {workload.name}"
+        # Throttling that uses the whole limit is the limit's fault; throttling at low
+        # average use is bursts (many threads at once), which a bigger limit also absorbs.
+        confidence = 0.8 if (measured.usage_ratio or 0) >= 0.8 else 0.7
+        yield Finding(
+            Category.CPUThrottling,
+            f"container {cname} {where} is CPU-throttled at its {limit or '?'} CPU limit "
+            f"(request {request or 'none'}): {measured.sentence}",
+            subject,
+            workload,
+            measured.evidence,
+            confidence,
+            analyzer,
+            facts={
+                "container": cname,
+                "percent": f"{measured.ratio * 100:.0f}",
+                "limit": limit,
+                "request": request,
+                "suggested_limit": cpu_text(limit_q * 2) if limit_q else None,
+                "namespace": workload.namespace,
+                "pod": measured.pod or (kube.name(pod) if pod is not None else None),
+                "workload_kind": workload.kind,
+                "workload_name": workload.name,
+            },
+        )
+
+
 def findings(ctx: TriageContext, ledger: EvidenceLedger, analyzer: str) -> Iterator[Finding]:
     throttled = _throttling(ctx, ledger, analyzer)
     if throttled is not None:
         yield throttled
+        return
+    yield from _measured(ctx, ledger, analyzer)
 
 
 def recommend(finding: Finding, ctx: TriageContext) -> list[Recommendation]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from oncallm.sources.base import KubeObject, ObjectRef
 from oncallm.triage import kube
+from oncallm.triage.analyzers import metricfacts
 from oncallm.triage.analyzers import podfacts as pf
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
@@ -215,7 +216,6 @@ def filling_alert(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Findin
     evidence = [ledger.cite_alert(ctx.alert.alertname, text or ctx.alert.alertname)]
     pvc = ctx.objects.get(claim) or {}
     size = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
-    sc_name, _exists = class_state(ctx, pvc) if pvc else (None, None)
     free = _FREE.search(text)
     inodes = "Inodes" in ctx.alert.alertname
     what = "inodes" if inodes else "space"
@@ -224,35 +224,84 @@ def filling_alert(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Findin
         summary += f": only {free['free']}% free"
     if size:
         summary += f" of {size}"
+    measured = metricfacts.filling(ctx, ledger, claim) if not inodes else None
+    if measured is not None:
+        evidence.append(measured.evidence)
+        summary += f"; it is {measured.sentence}"
+    yield _filling_finding(
+        ctx, pvc, claim, summary, evidence, 0.9 if measured else 0.8,
+        free_percent=free["free"] if free else None, inodes=inodes, measured=measured,
+    )  # fmt: skip
+
+
+def _filling_finding(
+    ctx: TriageContext,
+    pvc: KubeObject,
+    claim: ObjectRef,
+    summary: str,
+    evidence: list[str],
+    confidence: float,
+    *,
+    free_percent: str | None,
+    inodes: bool,
+    measured: metricfacts.Filling | None,
+) -> Finding:
     users = [
         p
         for p in ctx.pods()
-        if kube.namespace(p) == ns and name in kube.pvc_names(p.get("spec") or {})
+        if kube.namespace(p) == claim.namespace
+        and claim.name in kube.pvc_names(p.get("spec") or {})
     ]
-    mounts = _mounts(users, name)
     if users:
         summary += f" (mounted by pod {pf.pods_phrase(users)})"
-    yield Finding(
+    size = ((pvc.get("status") or {}).get("capacity") or {}).get("storage")
+    sc_name, _exists = class_state(ctx, pvc) if pvc else (None, None)
+    if free_percent is None and measured is not None:
+        free_percent = f"{(1 - measured.ratio) * 100:.0f}"
+    return Finding(
         category=Category.VolumeFailure,
         summary=summary,
         subject=claim,
         resource=claim,
         evidence=tuple(evidence),
-        confidence=0.8,
+        confidence=confidence,
         analyzer=NAME,
         facts={
             "problem": "filling",
-            "claim": name,
-            "namespace": ns,
+            "claim": claim.name,
+            "namespace": claim.namespace,
             "size": size,
-            "free_percent": free["free"] if free else None,
+            "free_percent": free_percent,
             "inodes": inodes,
             "storageClassName": sc_name,
             "expandable": _expandable(ctx, pvc),
             "pods": sorted(kube.name(p) for p in users),
-            "mounts": mounts,
+            "mounts": _mounts(users, claim.name),
+            "full_in": measured.sentence if measured else None,
         },
     )
+
+
+def filling_metrics(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Finding]:
+    """A claim of the alerted pods that the metrics show full or filling fast, whatever the
+    alert is about (a database that stalls, a queue that backs up)."""
+    if ctx.alert.alertname in FILLING_ALERTS:
+        return  # the alert's own finding carries the metrics
+    for signal in ctx.metrics.values():
+        claim = signal.query.resource
+        if signal.query.signal != "volume_used" or claim is None:
+            continue
+        if ctx.distance.get(claim, 99) > 2:
+            continue
+        measured = metricfacts.filling(ctx, ledger, claim)
+        if measured is None or not measured.urgent:
+            continue
+        pvc = ctx.objects.get(claim) or {}
+        soon = measured.full_in_seconds is not None and measured.ratio < metricfacts.FULL
+        yield _filling_finding(
+            ctx, pvc, claim, f"{claim} is {measured.sentence}", [measured.evidence],
+            0.75 if soon else 0.8, free_percent=None, inodes=False, measured=measured,
+        )  # fmt: skip
 
 
 def _mounts(pods: list[KubeObject], claim: str) -> list[dict[str, str]]:
