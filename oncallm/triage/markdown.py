@@ -79,6 +79,9 @@ def render(result: Mapping[str, Any]) -> str:
         lines += ["", "### Evidence", ""]
         for item in cited:
             lines.append(f"- `{item['id']}` ({item['source']})")
+            if item.get("query"):
+                link = f" · [open in Prometheus]({item['url']})" if item.get("url") else ""
+                lines += ["", f"  Query: `{item['query']}`{link}"]
             excerpt = item["excerpt"].strip().splitlines()[:8]
             if excerpt:
                 lines += ["", "  ```", *(f"  {line}" for line in excerpt), "  ```"]
