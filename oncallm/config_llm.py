@@ -100,6 +100,15 @@ class LLMSettings(_Section):
     timeout_seconds: float = Field(
         default=60.0, gt=0, le=600, description="Longest one model call may take."
     )
+    reason_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest the whole reasoning step of one triage may take (every call, retry and "
+            "follow-up); past it the deterministic result stands with the reason recorded."
+        ),
+    )
     max_retries: int = Field(
         default=3,
         ge=0,

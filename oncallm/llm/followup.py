@@ -1,21 +1,23 @@
 """Bounded follow-up: the few read-only facts the model may ask for after reading the context.
 
 OncallM gathers deterministically first, so the model rarely needs more; when it does, it
-gets four read-only tools (an object, its events, a container's logs, and — once a metrics
-source exists — nothing else) through the *same* cluster source and the *same* redactor as
-the prompt. Limits are enforced here rather than by aborting the run: a call beyond
-``followup_max_calls``, in a round beyond ``followup_max_rounds``, or identical to an
-earlier one is answered with a refusal the model can read, so it answers with what it has
-instead of failing the triage. Every fact returned becomes an evidence item with the
-ledger's id scheme, and every object read is recorded as inspected, so the grounding
-guard can verify citations of follow-up facts exactly like gathered ones.
+gets read-only tools (an object, its events, a container's logs, and — when the triage
+has a metrics source — a PromQL query around the alert) through the *same* sources and
+the *same* redactor as the prompt. Limits are enforced here rather than by aborting the
+run: a call beyond ``followup_max_calls``, in a round beyond ``followup_max_rounds``, or
+identical to an earlier one is answered with a refusal the model can read, so it answers
+with what it has instead of failing the triage. Every fact returned becomes an evidence
+item with the ledger's id scheme, and every object read is recorded as inspected, so the
+grounding guard can verify citations of follow-up facts exactly like gathered ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_ai import RunContext
@@ -25,9 +27,16 @@ from oncallm.llm.digest import event_id, log_id, object_path, summary_id
 from oncallm.llm.redaction import Redactor
 from oncallm.sources.base import ClusterSource, ObjectRef, SourceError
 from oncallm.sources.kinds import KINDS
+from oncallm.sources.metrics import MetricsError, MetricsSource
 from oncallm.triage.evidence import EvidenceItem
+from oncallm.triage.metric_signals import MetricWindow
+from oncallm.triage.series import describe, downsample, format_value, summarise
 
-TOOL_NAMES = ("get_object", "get_events", "get_logs")
+TOOL_NAMES = ("get_object", "get_events", "get_logs", "query_metrics")
+CLUSTER_TOOLS = TOOL_NAMES[:3]
+METRIC_POINTS = 12  # points per series the model sees: the shape, not the data
+METRIC_SERIES = 5
+MAX_METRIC_MINUTES = 24 * 60
 MAX_TOOL_TEXT = 6000  # characters a tool answer may take; ~1,500 tokens
 LOG_TAIL = 80
 # Metadata that costs tokens and explains nothing.
@@ -82,6 +91,9 @@ class FollowUp:
     max_rounds: int
     max_calls: int
     source_name: str = "kubernetes"
+    metrics: MetricsSource | None = None
+    alert_start: datetime | None = None  # the metrics window is taken around it
+    now: datetime | None = None
     calls: list[ToolCall] = field(default_factory=list)
     evidence: dict[str, EvidenceItem] = field(default_factory=dict)
     inspected: set[ObjectRef] = field(default_factory=set)
@@ -92,11 +104,24 @@ class FollowUp:
     def enabled(self) -> bool:
         return self.max_rounds > 0 and self.max_calls > 0
 
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The tools this triage offers (the metrics one only with a metrics source)."""
+        if not self.enabled:
+            return ()
+        return TOOL_NAMES if self._metrics_ready else CLUSTER_TOOLS
+
+    @property
+    def _metrics_ready(self) -> bool:
+        return self.metrics is not None and self.alert_start is not None
+
     def toolset(self) -> FunctionToolset[None]:
         toolset: FunctionToolset[None] = FunctionToolset()
         toolset.add_function(self.get_object, name="get_object", takes_ctx=True)
         toolset.add_function(self.get_events, name="get_events", takes_ctx=True)
         toolset.add_function(self.get_logs, name="get_logs", takes_ctx=True)
+        if self._metrics_ready:
+            toolset.add_function(self.query_metrics, name="query_metrics", takes_ctx=True)
         return toolset
 
     # --- the tools (docstrings are what the model reads) ---------------------------
@@ -212,6 +237,64 @@ class FollowUp:
         # Redacted whole, before clipping could cut a key or a header in two.
         sent = self.redactor.redact(text)
         return self._learned("get_logs", args, ctx, evidence_id, "log", ref, text, sent)
+
+    async def query_metrics(
+        self, ctx: RunContext[None], query: str, minutes_before: int = 60
+    ) -> str:
+        """Run a PromQL query over the time around the alert and read how each series behaved.
+
+        Args:
+            query: A PromQL expression, such as
+                sum by (pod) (rate(container_cpu_usage_seconds_total[5m])).
+            minutes_before: How many minutes before the alert started to look (at most 1440).
+        """
+        args = {"query": query, "minutes_before": minutes_before}
+        refusal = self._admit(ctx, "query_metrics", args)
+        if refusal:
+            return refusal
+        assert self.metrics is not None
+        assert self.alert_start is not None
+        promql = self.redactor.restore(query).strip()
+        if not promql:
+            return self._done("query_metrics", args, ctx, "refused: the query is empty")
+        minutes = max(5, min(int(minutes_before), MAX_METRIC_MINUTES))
+        window = MetricWindow.around(
+            self.alert_start,
+            self.now or datetime.now(self.alert_start.tzinfo),
+            before=timedelta(minutes=minutes),
+            after=timedelta(minutes=15),
+        )
+        try:
+            series = await self.metrics.query_range(promql, window.start, window.end, window.step)
+        except MetricsError as exc:
+            return self._done("query_metrics", args, ctx, f"error: {exc.detail}")
+        series = [s for s in series if s.points][:METRIC_SERIES]
+        if not series:
+            return self._done("query_metrics", args, ctx, "no data: the query returned no series")
+        digest = hashlib.sha256(promql.encode()).hexdigest()[:10]
+        evidence_id = f"metric:query/{digest}"
+        lines = [f"query: {promql}"]
+        for one in series:
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(one.labels.items())) or "(no labels)"
+            summary = summarise(one.points)
+            shape = describe(summary, "") if summary is not None else "one point"
+            points = ", ".join(
+                f"{datetime.fromtimestamp(t, self.alert_start.tzinfo):%H:%M} {format_value(v, '')}"
+                for t, v in downsample(one.points, METRIC_POINTS)
+            )
+            lines.append(f"{labels}: {shape}\n  {points}")
+        text = "\n".join(lines)
+        self.evidence[evidence_id] = EvidenceItem(
+            evidence_id,
+            "metric",
+            None,
+            text[:2000],
+            f"{self.metrics.name}: metrics (follow-up asked by the model)",
+            query=promql,
+            url=self.metrics.graph_url(promql, window.start, window.end),
+        )
+        self.calls.append(ToolCall("query_metrics", args, "ok", evidence_id, self._round(ctx)))
+        return self.redactor.redact(f"evidence id: {evidence_id}\n{_clip(text)}")
 
     # --- limits and records ---------------------------------------------------------
 

@@ -12,6 +12,7 @@ untouched except for that error: the LLM can only add to a triage, never break o
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import hashlib
@@ -53,10 +54,12 @@ from oncallm.llm.redaction import Redactor
 from oncallm.llm.verdict import Verdict
 from oncallm.observability import LLM_CALLS, LLM_COST, LLM_REDACTIONS, LLM_TOKENS
 from oncallm.sources.base import ClusterSource, ObjectRef
+from oncallm.sources.metrics import MetricsSource
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceItem
 
 log = structlog.get_logger("oncallm.llm")
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 # (model name, its usage in this triage) for every model a triage called.
 Spent = list[tuple[str, RunUsage]]
@@ -141,7 +144,13 @@ class Reasoner:
         return cls(client, settings, usage or MemoryUsageBook(), cache or MemoryAnswerCache())
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        try:
+            # Closing drops connections and should be instant; a wedged one must not stop
+            # a worker from shutting down.
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await self.client.aclose()
+        except TimeoutError:
+            log.warning("llm client did not close in time", seconds=CLOSE_TIMEOUT_SECONDS)
 
     def _block(self) -> dict[str, Any]:
         return {
@@ -163,6 +172,7 @@ class Reasoner:
         source: ClusterSource,
         explanation: ExplanationSink,
         runbooks: Sequence[RunbookExcerpt] = (),
+        metrics: MetricsSource | None = None,
     ) -> None:
         """Add the model's grounded verdict to ``result`` (in place), or record why not."""
         started = time.perf_counter()
@@ -171,8 +181,16 @@ class Reasoner:
         # pydantic-ai adds to these usage objects as each response arrives, so what a
         # failed call spent is still known and booked.
         spent: Spent = []
+        deadline = self.settings.reason_timeout_seconds
         try:
-            await self._reason(ctx, result, source, explanation, block, spent, runbooks)
+            # One bound over everything: per-call timeouts and capped retries should end a
+            # run long before this, but a triage must not wait on a stuck stream for ever.
+            async with asyncio.timeout(deadline):
+                await self._reason(
+                    ctx, result, source, explanation, block, spent, runbooks, metrics
+                )
+        except TimeoutError:
+            block["error"] = f"reasoning gave up after {deadline:g} s (llm.reason_timeout_seconds)"
         except LLMError as exc:
             block["error"] = exc.detail
             if isinstance(exc.__cause__, UsageLimitExceeded):
@@ -219,6 +237,7 @@ class Reasoner:
         block: dict[str, Any],
         spent: Spent,
         runbooks: Sequence[RunbookExcerpt],
+        metrics: MetricsSource | None,
     ) -> None:
         settings = self.settings
         names = _object_names(ctx) if settings.redact_object_names else ()
@@ -229,13 +248,16 @@ class Reasoner:
             max_rounds=settings.followup_max_rounds,
             max_calls=settings.followup_max_calls,
             source_name=ctx.source_name,
+            metrics=metrics,
+            alert_start=ctx.alert.starts_at,
+            now=ctx.now,
         )
         digest, prompt = fit_prompt(
             redact_context(ctx, redactor),
             redact_result(result, redactor),
             token_target=settings.prompt_token_target,
             runbooks=runbooks,
-            followup_tools=TOOL_NAMES if followup.enabled else (),
+            followup_tools=followup.tool_names,
         )
         # The system prompt is our own fixed text; what came from the cluster was redacted
         # value by value above, and the rendered prompt once more as a whole (names, and
@@ -360,7 +382,7 @@ class Reasoner:
                     prompt,
                     redactor=redactor,
                     token_target=self.settings.prompt_token_target,
-                    followup_tools=TOOL_NAMES if followup.enabled else (),
+                    followup_tools=followup.tool_names,
                     timeout_seconds=self.settings.timeout_seconds,
                     usage=usage,
                 )
@@ -462,4 +484,6 @@ def _evidence_from(data: dict[str, Any]) -> EvidenceItem:
         ObjectRef(**resource) if resource else None,
         data["excerpt"],
         data["source"],
+        query=data.get("query"),
+        url=data.get("url"),
     )
