@@ -1,0 +1,225 @@
+"""Triage with a real Prometheus: the metrics around an alert decide what OncallM says.
+
+Prometheus (Debian package) serves a TSDB backfilled by ``promtool tsdb
+create-blocks-from openmetrics`` with the history kube-prometheus-stack would hold for
+three failures: a container's memory climbing to its limit before an OOM kill, a
+container throttled at its CPU limit, a volume filling up. The cluster around them is a
+snapshot directory written here. Each triage must name the category the metrics support
+and cite the series with its query and a link a user can open. Stopping Prometheus
+mid-suite must cost a gap, not the triage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from oncallm.config import KubernetesSettings, TriageSettings
+from oncallm.config_metrics import MetricsSettings, PrometheusSettings
+from oncallm.sources.base import ObjectRef
+from oncallm.sources.prometheus import PrometheusSources
+from oncallm.sources.snapshot import SnapshotSource
+from oncallm.triage.context import AlertInput
+from oncallm.triage.metrics_step import MetricsStep
+from oncallm.triage.oneshot import FixedSource
+from oncallm.triage.pipeline import TriagePipeline
+from tests.support import prometheus_tsdb as tsdb
+from tests.support.schema import assert_valid_result
+from tests.unit import kubeobjects as k
+
+pytestmark = pytest.mark.services
+
+END = k.NOW  # the series end "now", as the snapshot's captured_at
+GENERATOR = "http://prometheus.monitoring.example:9090/graph?g0.expr=up&g0.tab=1"
+
+
+def _objects() -> list[dict[str, Any]]:
+    cart_ctr = k.container("cart", limits={"memory": "512Mi", "cpu": "1"},
+                           requests={"memory": "512Mi", "cpu": "250m"})  # fmt: skip
+    killed = {"exitCode": 137, "reason": "OOMKilled", "startedAt": k.ts(120),
+              "finishedAt": k.ts(30)}  # fmt: skip
+    status = k.running_status("cart", restarts=1, last_terminated=killed)
+    cart_pod = k.pod(tsdb.MEMORY_LABELS["pod"], labels={"app": "cart"},
+                     owner=ObjectRef("ReplicaSet", "shop", "cart-7d9c6b5f4"),
+                     containers=[cart_ctr], statuses=[status])  # fmt: skip
+    pricing_ctr = k.container("pricing-engine", limits={"cpu": "500m", "memory": "1Gi"},
+                              requests={"cpu": "500m", "memory": "1Gi"})  # fmt: skip
+    pricing_pod = k.pod(tsdb.CPU_LABELS["pod"], "pricing", labels={"app": "pricing-engine"},
+                        owner=ObjectRef("ReplicaSet", "pricing", "pricing-engine-769488689f"),
+                        containers=[pricing_ctr])  # fmt: skip
+    mount = {"name": "data", "mountPath": "/var/lib/postgresql"}
+    pg_ctr = k.container("postgres", limits={"memory": "2Gi"}, volume_mounts=[mount])
+    pg_pod = k.pod("pg-0", "data", labels={"app": "pg"},
+                   owner=ObjectRef("StatefulSet", "data", "pg"), containers=[pg_ctr],
+                   volumes=[{"name": "data",
+                             "persistentVolumeClaim": {"claimName": "pg-data-0"}}])  # fmt: skip
+    return [
+        k.deployment("cart", containers=[cart_ctr]),
+        k.replicaset("cart-7d9c6b5f4", "cart", revision=2, replicas=1, containers=[cart_ctr]),
+        cart_pod,
+        k.deployment("pricing-engine", "pricing", containers=[pricing_ctr]),
+        k.replicaset(
+            "pricing-engine-769488689f",
+            "pricing-engine",
+            "pricing",
+            revision=5,
+            replicas=1,
+            containers=[pricing_ctr],
+        ),
+        pricing_pod,
+        k.statefulset("pg", "data", containers=[pg_ctr]),
+        pg_pod,
+        k.pvc("pg-data-0", "data", size="10Gi", storage_class="gp3"),
+        k.storage_class("gp3", expandable=True),
+        k.node("node-a"),
+        *(k.namespace(ns) for ns in ("shop", "pricing", "data")),
+    ]
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("snapshot")
+    for number, obj in enumerate(_objects()):
+        (directory / f"{number:02d}-{obj['kind'].lower()}.json").write_text(json.dumps(obj))
+    meta = {"cluster": "e2e", "captured_at": END.isoformat()}
+    (directory / "snapshot.yaml").write_text(yaml.safe_dump(meta))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tsdb.BackfilledPrometheus]:
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with tsdb.backfilled_prometheus(workdir, tsdb.all_scenarios(END)) as prom:
+        yield prom
+
+
+ALERTS = {
+    "memory": AlertInput(
+        "e2e-memory", "KubePodCrashLooping", "firing", END - timedelta(minutes=29),
+        {"alertname": "KubePodCrashLooping", "namespace": "shop",
+         "pod": tsdb.MEMORY_LABELS["pod"], "container": "cart"},
+        {"description": "Pod shop/cart is in waiting state (reason: CrashLoopBackOff)."},
+        GENERATOR,
+    ),
+    "cpu": AlertInput(
+        "e2e-cpu", "PricingLatencyHigh", "firing", END - timedelta(minutes=10),
+        {"alertname": "PricingLatencyHigh", "namespace": "pricing",
+         "deployment": "pricing-engine"},
+        {"summary": "p99 latency of pricing-engine is above 1s"},
+        GENERATOR,
+    ),
+    "volume": AlertInput(
+        "e2e-volume", "KubePersistentVolumeFillingUp", "firing", END - timedelta(minutes=5),
+        {"alertname": "KubePersistentVolumeFillingUp", "namespace": "data",
+         "persistentvolumeclaim": "pg-data-0"},
+        {"description": "The PersistentVolume claimed by pg-data-0 in Namespace data is only "
+                        "4% free."},
+        GENERATOR,
+    ),
+}  # fmt: skip
+
+
+async def _triage(snapshot: Path, url: str, alert: AlertInput) -> dict[str, Any]:
+    settings = MetricsSettings(prometheus=PrometheusSettings(url=url, timeout_seconds=5))
+    metrics = MetricsStep(PrometheusSources(settings, KubernetesSettings()), settings)
+    pipeline = TriagePipeline(
+        FixedSource(SnapshotSource(snapshot)), TriageSettings(), metrics=metrics
+    )
+    try:
+        output = await pipeline.run(alert)
+    finally:
+        await pipeline.aclose()
+    assert_valid_result(output.result)
+    return output.result
+
+
+def _metric(result: dict[str, Any], evidence_id: str) -> dict[str, Any]:
+    found = {e["id"]: e for e in result["evidence"]}
+    assert evidence_id in found, sorted(found)
+    item = found[evidence_id]
+    assert item["type"] == "metric"
+    # The link opens the query in the Prometheus that fired the alert, over the window.
+    assert item["url"].startswith("http://prometheus.monitoring.example:9090/graph?g0.expr=")
+    return item
+
+
+async def test_memory_climbing_to_the_limit_is_named_a_leak(
+    snapshot: Path, prometheus: tsdb.BackfilledPrometheus
+) -> None:
+    result = await _triage(snapshot, prometheus.url, ALERTS["memory"])
+    root = result["root_cause"]
+    assert root["category"] == "OOMKilled"
+    assert root["resource"] == {"kind": "Deployment", "namespace": "shop", "name": "cart"}
+    assert "a leak, not a spike" in root["summary"], root["summary"]
+    assert "512 MiB limit" in root["summary"]
+    item = _metric(result, "metric:memory/shop/cart/cart")
+    assert "container_memory_working_set_bytes" in item["query"]
+    assert item["id"] in root["evidence"]
+    chart = next(c for c in result["metrics"] if c["id"] == item["id"])
+    assert chart["limit"] == tsdb.MEMORY_LIMIT_BYTES
+    peak = max(v for _t, v in chart["series"][0]["points"])
+    assert peak >= 0.97 * tsdb.MEMORY_LIMIT_BYTES  # the climb to the limit is on the chart
+    assert not [g for g in result["gaps"] if g["source"].startswith("metrics")]
+
+
+async def test_throttling_at_the_cpu_limit_explains_a_latency_alert(
+    snapshot: Path, prometheus: tsdb.BackfilledPrometheus
+) -> None:
+    result = await _triage(snapshot, prometheus.url, ALERTS["cpu"])
+    root = result["root_cause"]
+    assert root["category"] == "CPUThrottling"
+    assert root["resource"] == {
+        "kind": "Deployment", "namespace": "pricing", "name": "pricing-engine"
+    }  # fmt: skip
+    assert "70% of its CPU periods were throttled" in root["summary"], root["summary"]
+    assert "490m of its 500m CPU limit" in root["summary"]
+    throttling = _metric(result, "metric:throttling/pricing/pricing-engine/pricing-engine")
+    assert "container_cpu_cfs_throttled_periods_total" in throttling["query"]
+
+
+async def test_a_filling_volume_says_when_it_will_be_full(
+    snapshot: Path, prometheus: tsdb.BackfilledPrometheus
+) -> None:
+    result = await _triage(snapshot, prometheus.url, ALERTS["volume"])
+    root = result["root_cause"]
+    assert root["category"] == "VolumeFailure"
+    assert root["resource"]["name"] == "pg-data-0"
+    assert re.search(r"96% full \(9\.\d+ GiB of 10 GiB\)", root["summary"]), root["summary"]
+    assert "full in about" in root["summary"]
+    _metric(result, "metric:volume_used/data/pg-data-0")
+    grow = next(r for r in result["recommendations"] if "pg-data-0" in r["title"] + r["detail"])
+    assert "full in about" in grow["detail"]
+
+
+async def test_prometheus_stopped_mid_suite_is_a_gap_and_the_triage_completes(
+    snapshot: Path, prometheus: tsdb.BackfilledPrometheus
+) -> None:
+    prometheus.stop()
+    try:
+        result = await _triage(snapshot, prometheus.url, ALERTS["memory"])
+    finally:
+        prometheus.start()
+    assert result["status"] == "completed"
+    assert result["root_cause"]["category"] == "OOMKilled"  # from the pod's status alone
+    assert "leak" not in result["root_cause"]["summary"]
+    gaps = [g for g in result["gaps"] if g["source"] == "metrics (prometheus)"]
+    assert gaps, result["gaps"]
+    assert any("connection refused" in g["error"] for g in gaps), gaps
+    assert not [e for e in result["evidence"] if e["type"] == "metric"]
+    assert "metrics" not in result
+    # Back up: the next triage reads the metrics again.
+    again = await _triage(snapshot, prometheus.url, ALERTS["memory"])
+    assert "a leak, not a spike" in again["root_cause"]["summary"]
+
+
+def test_the_window_is_around_the_alert_start() -> None:
+    # A guard on the scenario itself: the kill is inside the lookback of the memory alert.
+    oom = datetime.fromtimestamp(tsdb.memory_oom_time(END), tz=END.tzinfo)
+    assert ALERTS["memory"].starts_at - timedelta(minutes=60) < oom < ALERTS["memory"].starts_at
