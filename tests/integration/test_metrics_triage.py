@@ -11,6 +11,7 @@ mid-suite must cost a gap, not the triage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ import pytest
 import yaml
 
 from oncallm.config import KubernetesSettings, TriageSettings
+from oncallm.config_llm import LLMSettings
 from oncallm.config_metrics import MetricsSettings, PrometheusSettings
+from oncallm.llm.reasoner import Reasoner
 from oncallm.sources.base import ObjectRef
 from oncallm.sources.prometheus import PrometheusSources
 from oncallm.sources.snapshot import SnapshotSource
@@ -30,7 +33,10 @@ from oncallm.triage.context import AlertInput
 from oncallm.triage.metrics_step import MetricsStep
 from oncallm.triage.oneshot import FixedSource
 from oncallm.triage.pipeline import TriagePipeline
+from tests.fakes.llm_script import Reply
+from tests.fakes.openai_api import OpenAIFake
 from tests.support import prometheus_tsdb as tsdb
+from tests.support.llm_cases import llm_settings
 from tests.support.schema import assert_valid_result
 from tests.unit import kubeobjects as k
 
@@ -126,11 +132,14 @@ ALERTS = {
 }  # fmt: skip
 
 
-async def _triage(snapshot: Path, url: str, alert: AlertInput) -> dict[str, Any]:
+async def _triage(
+    snapshot: Path, url: str, alert: AlertInput, llm: LLMSettings | None = None
+) -> dict[str, Any]:
     settings = MetricsSettings(prometheus=PrometheusSettings(url=url, timeout_seconds=5))
     metrics = MetricsStep(PrometheusSources(settings, KubernetesSettings()), settings)
+    reasoner = Reasoner.from_settings(llm) if llm is not None else None
     pipeline = TriagePipeline(
-        FixedSource(SnapshotSource(snapshot)), TriageSettings(), metrics=metrics
+        FixedSource(SnapshotSource(snapshot)), TriageSettings(), reasoner=reasoner, metrics=metrics
     )
     try:
         output = await pipeline.run(alert)
@@ -217,6 +226,75 @@ async def test_prometheus_stopped_mid_suite_is_a_gap_and_the_triage_completes(
     # Back up: the next triage reads the metrics again.
     again = await _triage(snapshot, prometheus.url, ALERTS["memory"])
     assert "a leak, not a spike" in again["root_cause"]["summary"]
+
+
+async def test_the_model_may_query_prometheus_and_cite_what_it_read(
+    snapshot: Path, prometheus: tsdb.BackfilledPrometheus
+) -> None:
+    deterministic = await _triage(snapshot, prometheus.url, ALERTS["cpu"])
+    query = 'sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="pricing"}[5m]))'
+    evidence_id = "metric:query/" + hashlib.sha256(query.encode()).hexdigest()[:10]
+    cited = [*deterministic["root_cause"]["evidence"], evidence_id]
+    verdict = {
+        "explanation": f"pricing-engine runs at its CPU limit and is throttled [{evidence_id}].",
+        "root_cause": {
+            "category": "CPUThrottling",
+            "culprit": {"kind": "Deployment", "namespace": "pricing", "name": "pricing-engine"},
+            "summary": "pricing-engine is throttled at its 500m CPU limit.",
+            "confidence": 0.9,
+            "evidence": cited,
+        },
+        "alternatives": [],
+        "recommendations": [],
+    }
+    with OpenAIFake() as fake:
+        fake.script(
+            Reply.tool_call("query_metrics", {"query": query, "minutes_before": 30}),
+            Reply.output(verdict),
+        )
+        result = await _triage(
+            snapshot, prometheus.url, ALERTS["cpu"], llm=llm_settings(fake, "tool")
+        )
+        calls = fake.calls
+    llm = result["llm"]
+    assert llm["error"] is None, llm["error"]
+    assert "query_metrics" in calls[0].tool_names  # offered: this triage has a Prometheus
+    answer = calls[1].tool_results[0].text
+    assert answer.startswith(f"evidence id: {evidence_id}")
+    assert "pod=pricing-engine-769488689f-6vmzk" in answer
+    assert "0.49" in answer  # the usage Prometheus computed, as the model reads it
+    assert llm["followup"]["calls"][0] == {
+        "tool": "query_metrics",
+        "arguments": {"query": query, "minutes_before": 30},
+        "outcome": "ok",
+        "evidence": evidence_id,
+        "round": 1,
+    }
+    assert llm["root_cause"]["verified"] is True
+    item = _metric(result, evidence_id)
+    assert item["query"] == query
+    assert "follow-up asked by the model" in item["source"]
+
+
+async def test_without_a_metrics_source_the_model_is_not_offered_the_metrics_tool(
+    snapshot: Path,
+) -> None:
+    with OpenAIFake() as fake:
+        fake.script(Reply.output({"explanation": "x", "root_cause": {
+            "category": "Unknown", "culprit": None, "summary": "x", "confidence": 0.1,
+            "evidence": []}, "alternatives": [], "recommendations": []}))  # fmt: skip
+        pipeline = TriagePipeline(
+            FixedSource(SnapshotSource(snapshot)),
+            TriageSettings(),
+            reasoner=Reasoner.from_settings(llm_settings(fake, "tool")),
+        )
+        try:
+            await pipeline.run(ALERTS["cpu"])
+        finally:
+            await pipeline.aclose()
+        calls = fake.calls
+    assert "get_object" in calls[0].tool_names
+    assert "query_metrics" not in calls[0].tool_names
 
 
 def test_the_window_is_around_the_alert_start() -> None:
