@@ -22,8 +22,9 @@ The choices, and why:
   counter restarts from zero). The series is cut there (:func:`segments`), spikes and steps are
   searched per segment, and the fitted line describes one segment: one container's life, not
   the sawtooth across restarts.
-- The trend compares the fitted change with 10 % of the mean, not of the range: a clean ramp's
-  fitted change *is* its range, so a range rule would call a 1 % creep "rising".
+- The trend compares the fitted change with 10 % of the mean (or 2 % of the limit, when that is
+  less), not of the range: a clean ramp's fitted change *is* its range, so a range rule would
+  call a 1 % creep "rising".
 - :func:`downsample` is Largest-Triangle-Three-Buckets (Steinarsson, 2013): from each bucket,
   the point forming the largest triangle with its neighbours. Unlike averaging or taking every
   n-th point, it keeps spikes and the shape, and it only returns measured points.
@@ -68,6 +69,7 @@ _STEP_MIN_SHIFT = 0.2  # of the level
 _MAX_STEPS = 3
 _RESET_LOOKBACK = 10  # points whose median the value after a reset must be under half of
 _TREND_CHANGE = 0.1  # of the mean
+_TREND_LIMIT_CHANGE = 0.02  # of the limit, when there is one
 _TREND_MIN_R2 = 0.3
 _STEADY_R2 = 0.8  # when describe() says "steadily"
 
@@ -177,7 +179,12 @@ def summarise(
     slope, r2 = _fit(seg_ts, seg_vs)
     change = slope * (seg_ts[-1] - seg_ts[0])
     trend: Trend = "flat"
-    if r2 >= _TREND_MIN_R2 and abs(change) > _TREND_CHANGE * abs(_mean(seg_vs)):
+    # Against a limit, 2 % of the limit is enough too: a volume gaining 1 GiB an hour is a
+    # small change next to its 19 GiB of data, and an hour from full on a 20 GiB disk.
+    enough = _TREND_CHANGE * abs(_mean(seg_vs))
+    if limit:
+        enough = min(enough, _TREND_LIMIT_CHANGE * abs(limit))
+    if r2 >= _TREND_MIN_R2 and abs(change) > enough:
         trend = "rising" if change > 0 else "falling"
 
     peak_ratio: float | None = None
@@ -269,18 +276,21 @@ def _reset_indices(vs: Sequence[float]) -> list[int]:
         recent = vs[max(seg, i - _RESET_LOOKBACK) : i]
         if not (prev > 0 and prev > 1.2 * seg_min and len(recent) >= 3):
             continue  # no rise: a level that was flat all along and halves is a step down
-        half_level = median(recent) / 2
-        # Under half the recent level, not just under half of one high point: the end of a spike
-        # falls back to where it came from. Staying down: a restarted container or a reset
-        # counter climbs again from low, a dip bounces back.
-        if not (cur < min(prev / 2, half_level) and (i + 1 == len(vs) or vs[i + 1] < half_level)):
-            continue
-        # And from a climb or a calm level (point-to-point moves under 10 % of it, on average:
-        # a median would call quantised noise calm), not from noise: in a noisy series near
-        # zero, drops to under half are everyday.
+        # Only from a climb or a calm level (point-to-point moves under 10 % of it, on
+        # average: a median would call quantised noise calm), not from noise: in a noisy
+        # series near zero, drops to under half are everyday.
         slope, r2 = _fit([float(j) for j in range(len(recent))], recent)
+        climbing = slope > 0 and r2 >= 0.8
         calm = _mean([abs(b - a) for a, b in itertools.pairwise(recent)]) <= median(recent) / 10
-        if (slope > 0 and r2 >= 0.8) or calm:
+        if not (climbing or calm):
+            continue
+        # A climb resets when it falls under half of where it got to (a leaking container
+        # restarts near where it began, above half its median). A calm level must fall under
+        # half of the level itself: the end of a spike falls back to where it came from.
+        # Staying down: a restarted container or a reset counter climbs again from low, a
+        # dip bounces back.
+        floor = prev / 2 if climbing else min(prev / 2, median(recent) / 2)
+        if cur < floor and (i + 1 == len(vs) or vs[i + 1] < floor):
             cuts.append(i)
             seg, seg_min = i, cur
     return cuts
