@@ -26,7 +26,7 @@ from oncallm.triage.series import SeriesSummary, format_duration, format_value, 
 
 RECENT_SECONDS = 15 * 60  # "now" on a graph: the last quarter hour of the window
 THROTTLED = 0.25  # kube-prometheus' CPUThrottlingHigh fires above 25 % of periods
-LEAK_MIN_SECONDS = 10 * 60  # a climb shorter than this is a burst, not a leak
+LEAK_MIN_SECONDS = 5 * 60  # a climb shorter than this is a burst, not a leak
 LEAK_MIN_R2 = 0.6  # how straight the climb must be to call it steady
 NEAR_LIMIT = 0.8
 FILLING_HORIZON = 6 * 3600  # a volume full within this is an incident, not a ticket
@@ -63,7 +63,8 @@ def recent_mean(series: Series, end: float, seconds: float = RECENT_SECONDS) -> 
 
 @dataclass(frozen=True)
 class MemoryProfile:
-    kind: Literal["leak", "spike", "at-limit"]
+    # "climb": the shape of a leak, but a runtime heap setting above the limit explains it.
+    kind: Literal["leak", "climb", "spike", "at-limit"]
     sentence: str
     evidence: str
     growth_per_hour: float | None = None
@@ -76,8 +77,14 @@ def memory_profile(
     container: str,
     pod: str | None,
     killed_at: datetime | None,
+    *,
+    heap_allows: bool = False,
 ) -> MemoryProfile | None:
-    """How memory behaved in the life of the container instance that was killed."""
+    """How memory behaved in the life of the container instance that was killed.
+
+    ``heap_allows``: the runtime's heap flag lets it grow to the limit, so a steady climb
+    is the configuration doing what it says, not (necessarily) a leak.
+    """
     signal = ctx.metric("memory", workload, container)
     if signal is None or signal.limit is None:
         return None
@@ -90,7 +97,7 @@ def memory_profile(
         return None
     limit = signal.limit
     unit = signal.query.unit
-    span = life.end - life.start
+    span = life.segment_end - life.segment_start  # the killed instance's life in the window
     limit_text = format_value(limit, unit)
     evidence = cite(ledger, signal, series, life)
     kills = f"; {len(life.resets)} restarts in the window" if life.resets else ""
@@ -101,15 +108,16 @@ def memory_profile(
         and life.max >= NEAR_LIMIT * limit
     ):
         per_hour = life.slope_per_second * 3600
-        return MemoryProfile(
-            "leak",
-            f"memory climbed steadily from {format_value(life.first, unit)} to "
+        climb = (
+            f"memory climbed steadily from {format_value(life.segment_first, unit)} to "
             f"{format_value(life.max, unit)} over {format_duration(span)} "
-            f"(+{format_value(per_hour, unit)}/h) until it hit the {limit_text} limit — a leak, "
-            f"not a spike{kills}",
-            evidence,
-            per_hour,
+            f"(+{format_value(per_hour, unit)}/h) until it hit the {limit_text} limit"
         )
+        if heap_allows:
+            return MemoryProfile(
+                "climb", f"{climb}, as its heap setting allows{kills}", evidence, per_hour
+            )
+        return MemoryProfile("leak", f"{climb} — a leak, not a spike{kills}", evidence, per_hour)
     baseline = life.min if not life.steps else life.steps[0].before
     if life.mean >= NEAR_LIMIT * limit and life.trend == "flat":
         return MemoryProfile(

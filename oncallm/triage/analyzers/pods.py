@@ -104,8 +104,9 @@ def _oom(
             facts["heap"] = {"flag": heap[0], "where": heap[1], "above": heap[2] > limit_bytes}
         evidence = [cited]
         profile = metricfacts.memory_profile(
-            ctx, ledger, ctx.workload_of(pod), c.name, kube.name(pod), finished
-        )
+            ctx, ledger, ctx.workload_of(pod), c.name, kube.name(pod), finished,
+            heap_allows="heap" in facts,
+        )  # fmt: skip
         if profile is not None:
             facts["memory"] = {"kind": profile.kind, "sentence": profile.sentence}
             evidence.append(profile.evidence)
