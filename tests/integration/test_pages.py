@@ -83,6 +83,30 @@ async def test_the_page_shows_the_root_cause_evidence_and_what_to_do(database_ur
     assert "Inspected " in page
 
 
+async def test_the_page_draws_the_metric_evidence_with_its_query(database_url: str) -> None:
+    clusters = {"prod-eu-1": {"snapshot": str(sample_cluster())}}
+    settings = make_settings(database_url, kubernetes={"clusters": clusters})
+    async with app_client(settings) as client:
+        payload = load_sample("03-pvc-filling.json")
+        await client.post(WEBHOOK, json=payload)
+        page = await page_once_triaged(client, payload["alerts"][0]["fingerprint"])
+    assert "Root cause: VolumeFailure" in page
+    assert "full in about" in page
+    evidence = page.split("<code>metric:volume_used/data/postgres-data-postgres-0</code>", 1)[1]
+    chart, rest = evidence.split("</svg>", 1)
+    assert '<svg class="chart"' in chart
+    assert 'role="img"' in chart
+    assert 'aria-label="Bytes used on volume data/postgres-data-postgres-0: rose steadily' in chart
+    assert '<line class="limit"' in chart  # the 20 GiB capacity, dashed
+    assert "20 GiB" in chart
+    assert chart.count("<polyline") == 1
+    # The query as a user would paste it into Prometheus (HTML-escaped on the page).
+    assert (
+        "max(kubelet_volume_stats_used_bytes{namespace=&#34;data&#34;, "
+        "persistentvolumeclaim=&#34;postgres-data-postgres-0&#34;})" in rest.split("</details>")[0]
+    )
+
+
 async def test_the_page_labels_the_models_explanation_and_what_grounding_dropped(
     database_url: str,
 ) -> None:
