@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer.main
+import yaml
 
 from oncallm.api import create_app
 from oncallm.cli import app as cli_app
@@ -47,3 +48,17 @@ def test_every_api_route_is_in_the_readme() -> None:
             assert f"{method.upper()} {path}" in README, (
                 f"{method.upper()} {path} is missing from the README's API table"
             )
+
+
+def test_every_oncallm_configuration_example_in_the_readme_is_valid() -> None:
+    # A YAML block whose keys are all sections of ours is an OncallM example (the others
+    # are Alertmanager's); it must load as it is printed.
+    sections = set(Settings.model_fields)
+    examples = [
+        block
+        for text in re.findall(r"```yaml\n(.*?)```", README, flags=re.DOTALL)
+        if isinstance(block := yaml.safe_load(text), dict) and set(block) <= sections
+    ]
+    assert {"kubernetes", "metrics", "llm"} <= {key for block in examples for key in block}
+    for block in examples:
+        Settings.model_validate(block)
