@@ -274,15 +274,18 @@ def _reset_indices(vs: Sequence[float]) -> list[int]:
         prev, cur = vs[i - 1], vs[i]
         seg_min = min(seg_min, prev)
         recent = vs[max(seg, i - _RESET_LOOKBACK) : i]
-        if not (prev > 0 and prev > 1.2 * seg_min and len(recent) >= 3):
-            continue  # no rise: a level that was flat all along and halves is a step down
+        if not (prev > 0 and len(recent) >= 3):
+            continue
         # Only from a climb or a calm level (point-to-point moves under 10 % of it, on
         # average: a median would call quantised noise calm), not from noise: in a noisy
         # series near zero, drops to under half are everyday.
         slope, r2 = _fit([float(j) for j in range(len(recent))], recent)
         climbing = slope > 0 and r2 >= 0.8
         calm = _mean([abs(b - a) for a, b in itertools.pairwise(recent)]) <= median(recent) / 10
-        if not (climbing or calm):
+        # A calm level must have been reached by a rise in this segment: a level that was
+        # flat all along and halves is a step down. A climb is a rise by itself, even when
+        # the window opened half-way up it.
+        if not (climbing or (calm and prev > 1.2 * seg_min)):
             continue
         # A climb resets when it falls under half of where it got to (a leaking container
         # restarts near where it began, above half its median). A calm level must fall under
@@ -380,7 +383,7 @@ _SI = ("", "k", "M", "G", "T", "P")
 
 def format_value(value: float, unit: str) -> str:
     """``value`` in ``unit`` as people read it: bytes binary ("512 MiB"), cores Kubernetes
-    style ("490m", "1.5"), ratio as a percentage ("71 %"), count with SI suffixes ("12.3k"),
+    style ("490m", "1.5"), ratio as a percentage ("71%"), count with SI suffixes ("12.3k"),
     seconds as a duration ("2h 5m"), "" plain; any other unit is appended ("3 req/s")."""
     if not math.isfinite(value):
         return f"{value} {unit}".strip()
@@ -392,7 +395,7 @@ def format_value(value: float, unit: str) -> str:
         return f"{_num(value * 1000)}m"
     if unit == "ratio":
         pct = value * 100
-        return f"{pct:.0f} %" if abs(pct) >= 1 else f"{_num(pct)} %"
+        return f"{pct:.0f}%" if abs(pct) >= 1 else f"{_num(pct)}%"
     if unit == "count":
         return _scaled(value, 1000, _SI, "")
     if unit == "seconds":
@@ -421,13 +424,24 @@ def format_duration(seconds: float) -> str:
     return f"{sign}{days}d {hours}h" if hours else f"{sign}{days}d"
 
 
-def describe(summary: SeriesSummary, unit: str) -> str:
+def describe(summary: SeriesSummary, unit: str, limit_name: str = "limit") -> str:
     """One sentence on what the series did, e.g. "rose steadily from 210 MiB to 508 MiB over
-    55 min (+5.7 MiB/min), 99 % of the 512 MiB limit; restarted 2 times"."""
+    55 min (+5.7 MiB/min), 99% of the 512 MiB limit; restarted 2 times". ``limit_name``
+    says what the limit is ("capacity" of a volume, "maxReplicas" of an HPA)."""
     s, span = summary, summary.segment_end - summary.segment_start
 
     def fmt(value: float) -> str:
         return format_value(value, unit)
+
+    limit_text = ""
+    if s.limit is not None:
+        # "the 1 limit" says nothing; CPU is read in cores, so say so.
+        limit_text = f"{fmt(s.limit)} CPU" if unit == "cores" else fmt(s.limit)
+        limit_text = (
+            f"the {limit_text} {limit_name}"
+            if limit_name != "maxReplicas"
+            else (f"maxReplicas ({limit_text})")
+        )
 
     if s.steps:
         # The latest shift explains the level now; say whether it held since.
@@ -467,7 +481,7 @@ def describe(summary: SeriesSummary, unit: str) -> str:
             spiked += f" ({len(s.spikes)} spikes)"
         text = f"{text}; {spiked}" if text else spiked
     if s.limit is not None and s.last_ratio is not None:
-        text += f", {format_value(s.last_ratio, 'ratio')} of the {fmt(s.limit)} limit"
+        text += f", {format_value(s.last_ratio, 'ratio')} of {limit_text}"
         if s.peak_ratio is not None and s.peak_ratio >= s.last_ratio + 0.05:
             text += f" (peak {format_value(s.peak_ratio, 'ratio')})"
         # Only after the trend was told: "flat ... after a step, reaching it in 14h" would be

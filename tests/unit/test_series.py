@@ -51,7 +51,7 @@ def test_a_linear_ramp_towards_the_limit_is_rising_with_the_time_left() -> None:
     assert (s.spikes, s.steps, s.resets) == ((), (), ())
     assert describe(s, "bytes") == (
         "rose steadily from 100 MiB to 159 MiB over 59 min (+1 MiB/min), "
-        "80 % of the 200 MiB limit, reaching it in ~41 min at this rate"
+        "80% of the 200 MiB limit, reaching it in ~41 min at this rate"
     )
 
 
@@ -87,7 +87,7 @@ def test_a_constant_series_is_flat_with_no_fit() -> None:
 
     assert s is not None
     assert (s.trend, s.slope_per_second, s.r2) == ("flat", 0.0, 0.0)
-    assert describe(s, "ratio") == "flat at ~50 % over 9 min"
+    assert describe(s, "ratio") == "flat at ~50% over 9 min"
 
 
 def test_a_single_spike_is_found_at_its_time_with_its_baseline_and_is_not_a_step() -> None:
@@ -125,7 +125,7 @@ def test_a_step_reads_as_the_level_it_settled_at() -> None:
     s = summarise(series([0.09] * 12 + [0.71] * 40))
 
     assert s is not None
-    assert describe(s, "ratio") == "flat at 71 % for 39 min after a step up from 9 % at 10:12 UTC"
+    assert describe(s, "ratio") == "flat at 71% for 39 min after a step up from 9% at 10:12 UTC"
 
 
 def test_steps_are_at_most_three_strongest_first() -> None:
@@ -167,8 +167,8 @@ def test_a_sawtooth_is_cut_at_its_resets_and_the_fit_describes_the_last_containe
     assert s.time_to_limit_seconds == pytest.approx(11 * 60)  # from 230 MiB at +20 MiB/min
     assert (s.min, s.max) == (50 * MIB, 430 * MIB)  # the window, across restarts
     assert describe(s, "bytes") == (
-        "rose steadily from 50 MiB to 230 MiB over 9 min (+20 MiB/min), 51 % of the "
-        "450 MiB limit (peak 96 %), reaching it in ~11 min at this rate; restarted 2 times"
+        "rose steadily from 50 MiB to 230 MiB over 9 min (+20 MiB/min), 51% of the "
+        "450 MiB limit (peak 96%), reaching it in ~11 min at this rate; restarted 2 times"
     )
 
 
@@ -185,7 +185,7 @@ def test_until_describes_the_container_that_was_killed() -> None:
     assert s.time_to_limit_seconds == pytest.approx(60)  # 430 of 450 MiB at +20 MiB/min
     assert s.last == 430 * MIB
     assert describe(s, "bytes").endswith(
-        "96 % of the 450 MiB limit, reaching it in ~1 min at this rate; restarted once"
+        "96% of the 450 MiB limit, reaching it in ~1 min at this rate; restarted once"
     )
 
 
@@ -209,6 +209,20 @@ def test_a_container_sitting_at_its_limit_then_restarting_is_a_reset() -> None:
     values = [100.0 + 40 * i for i in range(10)] + [495.0, 500.0] * 10 + [30.0, 60.0, 90.0]
 
     assert [len(seg) for seg in segments(series(values))] == [30, 3]
+
+
+def test_a_window_that_opens_half_way_up_a_climb_still_sees_the_restart() -> None:
+    # 690 → 760 MiB, killed, then a new container from 180 MiB: never 1.2x its own start.
+    values = [(690 + 7 * i) * MIB for i in range(11)] + [(180 + 12 * i) * MIB for i in range(20)]
+
+    assert [len(seg) for seg in segments(series(values))] == [11, 20]
+
+
+def test_a_climb_that_restarts_above_half_its_peak_is_still_a_restart() -> None:
+    # A leaking container restarts near where it began: 95 → 255 MiB, then 95 again.
+    climb = [(95 + 16 * i) * MIB for i in range(11)]
+
+    assert [len(seg) for seg in segments(series(climb * 3))] == [11, 11, 11]
 
 
 def test_noise_near_zero_does_not_restart() -> None:
@@ -260,8 +274,8 @@ def test_downsampling_a_small_series_returns_it_unchanged() -> None:
         (0.49, "cores", "490m"),
         (1.5, "cores", "1.5"),
         (0, "cores", "0"),
-        (0.71, "ratio", "71 %"),
-        (0.004, "ratio", "0.4 %"),
+        (0.71, "ratio", "71%"),
+        (0.004, "ratio", "0.4%"),
         (3, "count", "3"),
         (12_345, "count", "12.3k"),
         (7500, "seconds", "2h 5m"),
