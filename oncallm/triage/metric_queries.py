@@ -75,6 +75,7 @@ class MetricQuery:
     limit: float | None = None
     limit_promql: str | None = None
     request: float | None = None
+    limit_name: str = "limit"  # what the limit is called: "capacity", "maxReplicas"
 
     @property
     def evidence_id(self) -> str:
@@ -178,7 +179,6 @@ def container_queries(workload: ObjectRef, spec: Mapping[str, Any]) -> Iterator[
             unit="ratio",
             resource=workload,
             container=cname,
-            limit=1.0,
         )
     yield MetricQuery(
         key=f"restarts/{where}",
@@ -205,7 +205,6 @@ def node_queries(node: KubeObject) -> Iterator[MetricQuery]:
         ),
         unit="",
         resource=ref,
-        limit=1.0,
     )
     allocatable = ((node.get("status") or {}).get("allocatable") or {}).get("memory")
     yield MetricQuery(
@@ -236,6 +235,7 @@ def volume_queries(pvc: KubeObject) -> Iterator[MetricQuery]:
         resource=ref,
         limit=_bytes(capacity),  # the request; the filesystem's own size wins when known
         limit_promql=f"max(kubelet_volume_stats_capacity_bytes{sel})",
+        limit_name="capacity",
     )
 
 
@@ -252,6 +252,7 @@ def hpa_queries(hpa: KubeObject) -> Iterator[MetricQuery]:
         unit="count",
         resource=ref,
         limit=float(max_replicas) if isinstance(max_replicas, int) else None,
+        limit_name="maxReplicas",
     )
 
 
@@ -265,6 +266,9 @@ def _focus_first(ctx: TriageContext, refs: set[ObjectRef]) -> list[ObjectRef]:
 def _workload_containers(ctx: TriageContext) -> dict[ObjectRef, dict[str, Mapping[str, Any]]]:
     """Workloads of the alerted pods (or the alerted workloads), with their containers."""
     pods = [ctx.objects[r] for r in ctx.focus if r.kind == "Pod" and r in ctx.objects]
+    for ref in ctx.focus:
+        if ref.kind == "Service" and ref in ctx.objects:  # a latency alert names a Service
+            pods.extend(ctx.pods_selected_by(ctx.objects[ref]))
     for ref in ctx.focus:
         if ref.kind in kube.WORKLOAD_KINDS or ref.kind == "HorizontalPodAutoscaler":
             target = ref

@@ -82,7 +82,7 @@ class MetricSignal:
 
     def describe(self, series: Series, summary: SeriesSummary) -> str:
         who = ", ".join(f"{k}={v}" for k, v in sorted(series.labels.items()))
-        sentence = describe(summary, self.query.unit)
+        sentence = describe(summary, self.query.unit, self.query.limit_name)
         return f"{self.query.title}{f' ({who})' if who else ''}: {sentence}"
 
     def chart(self, max_points: int) -> dict[str, Any]:
@@ -106,7 +106,11 @@ class MetricSignal:
                 {
                     "labels": dict(series.labels),
                     "points": [[t, v] for t, v in downsample(series.points, max_points)],
-                    "summary": describe(summary, self.query.unit) if summary else None,
+                    "summary": (
+                        describe(summary, self.query.unit, self.query.limit_name)
+                        if summary
+                        else None
+                    ),
                 }
                 for series, summary in ranked
             ],

@@ -152,6 +152,14 @@ def test_the_plan_asks_the_standard_series_of_the_alerted_workload_node_and_volu
     assert all(q.evidence_id.startswith("metric:") for q in queries.values())
 
 
+def test_an_alert_on_a_service_asks_about_the_containers_behind_it() -> None:
+    ctx = k.context([*_cart(), k.service("cart", selector={"app": "cart"})],
+                    alert={"alertname": "CartLatencyHigh", "namespace": "shop", "service": "cart"},
+                    focus=[ObjectRef("Service", "shop", "cart")])  # fmt: skip
+    keys = {q.key for q in plan(ctx)}
+    assert {"memory/shop/cart/cart", "throttling/shop/cart/cart"} <= keys
+
+
 def test_a_container_without_a_cpu_limit_is_not_asked_about_throttling() -> None:
     ctx = k.context(_cart(cpu=None), alert={"alertname": "X", "namespace": "shop", "pod": POD},
                     focus=[ObjectRef("Pod", "shop", POD)])  # fmt: skip

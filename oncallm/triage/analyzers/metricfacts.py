@@ -13,8 +13,9 @@ the analyzer puts in its summary; None when the metrics were not read or say not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from statistics import median
 from typing import Literal
 
 from oncallm.sources.base import ObjectRef
@@ -26,20 +27,26 @@ from oncallm.triage.series import SeriesSummary, format_duration, format_value, 
 
 RECENT_SECONDS = 15 * 60  # "now" on a graph: the last quarter hour of the window
 THROTTLED = 0.25  # kube-prometheus' CPUThrottlingHigh fires above 25 % of periods
-LEAK_MIN_SECONDS = 5 * 60  # a climb shorter than this is a burst, not a leak
+LEAK_MIN_SECONDS = 15 * 60  # a climb to the limit faster than this is what it needs, not a leak
 LEAK_MIN_R2 = 0.6  # how straight the climb must be to call it steady
 NEAR_LIMIT = 0.8
+SPIKE_FROM = 0.7  # a jump starts from well below the limit
 FILLING_HORIZON = 6 * 3600  # a volume full within this is an incident, not a ticket
 FULL = 0.9
 
 
 def cite(
-    ledger: EvidenceLedger, signal: MetricSignal, series: Series, summary: SeriesSummary
+    ledger: EvidenceLedger,
+    signal: MetricSignal,
+    series: Series,
+    summary: SeriesSummary,
+    *,
+    excerpt: str | None = None,
 ) -> str:
     return ledger.cite_metric(
         signal.evidence_id,
         signal.query.resource,
-        signal.describe(series, summary),
+        excerpt or signal.describe(series, summary),
         source=signal.source,
         query=signal.query.promql,
         url=signal.url,
@@ -61,10 +68,13 @@ def recent_mean(series: Series, end: float, seconds: float = RECENT_SECONDS) -> 
 # --- memory before an OOM kill ----------------------------------------------------------
 
 
+# "climb": up to the limit, but a heap flag or a short life explains it better than a leak.
+Kind = Literal["leak", "climb", "spike", "at-limit"]
+
+
 @dataclass(frozen=True)
 class MemoryProfile:
-    # "climb": the shape of a leak, but a runtime heap setting above the limit explains it.
-    kind: Literal["leak", "climb", "spike", "at-limit"]
+    kind: Kind
     sentence: str
     evidence: str
     growth_per_hour: float | None = None
@@ -78,9 +88,14 @@ def memory_profile(
     pod: str | None,
     killed_at: datetime | None,
     *,
+    started_at: datetime | None = None,
     heap_allows: bool = False,
 ) -> MemoryProfile | None:
     """How memory behaved in the life of the container instance that was killed.
+
+    The life is ``started_at``..``killed_at`` from the pod's status when known: restarts of
+    a runtime that loads a lot at start (a proxy's config, a cache) drop too little to be
+    told from the graph alone.
 
     ``heap_allows``: the runtime's heap flag lets it grow to the limit, so a steady climb
     is the configuration doing what it says, not (necessarily) a leak.
@@ -92,21 +107,32 @@ def memory_profile(
     if series is None:
         return None
     until = killed_at.timestamp() if killed_at is not None else None
-    life = summarise(series.points, limit=signal.limit, until=until)
+    since = started_at.timestamp() if started_at is not None else None
+    if since is not None and until is not None and since >= until:
+        since = None
+    life = summarise(series.points, limit=signal.limit, since=since, until=until)
     if life is None:
         return None
-    limit = signal.limit
-    unit = signal.query.unit
+    verdict = _memory_verdict(life, series, signal.limit, signal.query.unit, heap_allows)
+    if verdict is None:
+        return None
+    kind, sentence, per_hour = verdict
+    if life.resets:
+        restarts = len(life.resets)
+        sentence += f"; {restarts} restart{'s' if restarts > 1 else ''} in the window"
+    # The excerpt says what OncallM read off the graph, not a second, generic summary.
+    who = f" (pod={series.labels['pod']})" if series.labels.get("pod") else ""
+    evidence = cite(ledger, signal, series, life, excerpt=f"{signal.query.title}{who}: {sentence}")
+    return MemoryProfile(kind, sentence, evidence, per_hour)
+
+
+def _memory_verdict(
+    life: SeriesSummary, series: Series, limit: float, unit: str, heap_allows: bool
+) -> tuple[Kind, str, float | None] | None:
     span = life.segment_end - life.segment_start  # the killed instance's life in the window
     limit_text = format_value(limit, unit)
-    evidence = cite(ledger, signal, series, life)
-    kills = f"; {len(life.resets)} restarts in the window" if life.resets else ""
-    if (
-        life.trend == "rising"
-        and life.r2 >= LEAK_MIN_R2
-        and span >= LEAK_MIN_SECONDS
-        and life.max >= NEAR_LIMIT * limit
-    ):
+    reached = life.max >= NEAR_LIMIT * limit
+    if life.trend == "rising" and life.r2 >= LEAK_MIN_R2 and reached:
         per_hour = life.slope_per_second * 3600
         climb = (
             f"memory climbed steadily from {format_value(life.segment_first, unit)} to "
@@ -114,30 +140,54 @@ def memory_profile(
             f"(+{format_value(per_hour, unit)}/h) until it hit the {limit_text} limit"
         )
         if heap_allows:
-            return MemoryProfile(
-                "climb", f"{climb}, as its heap setting allows{kills}", evidence, per_hour
-            )
-        return MemoryProfile("leak", f"{climb} — a leak, not a spike{kills}", evidence, per_hour)
-    baseline = life.min if not life.steps else life.steps[0].before
+            return "climb", f"{climb}, as its heap setting allows", per_hour
+        if span < LEAK_MIN_SECONDS:
+            # Minutes from start to limit: what it needs, not what it loses over time.
+            return "climb", f"{climb}, within minutes of starting: it needs more", None
+        return "leak", f"{climb} — a leak, not a spike", per_hour
     if life.mean >= NEAR_LIMIT * limit and life.trend == "flat":
-        return MemoryProfile(
+        return (
             "at-limit",
             f"memory sat at {format_value(life.mean, unit)}, {life.mean / limit:.0%} of the "
             f"{limit_text} limit, for {format_duration(span)}: the limit is below what it "
-            f"normally needs{kills}",
-            evidence,
+            "normally needs",
+            None,
         )
-    jump = next((s for s in life.spikes if s.baseline < 0.7 * limit), None)
-    step = next((s for s in life.steps if s.after > s.before and s.before < 0.7 * limit), None)
-    if jump is not None or step is not None or baseline < 0.7 * limit:
-        at = jump.at if jump is not None else step.at if step is not None else life.end
-        level = jump.baseline if jump is not None else step.before if step else life.mean
-        return MemoryProfile(
-            "spike",
-            f"memory was steady near {format_value(level, unit)} ({level / limit:.0%} of the "
-            f"{limit_text} limit) and jumped at {_clock(at)} — a sudden spike, not a leak{kills}",
-            evidence,
-        )
+    jump = _jump(life, series, limit)
+    if jump is None:
+        return None
+    at, level = jump
+    return (
+        "spike",
+        f"memory was steady near {format_value(level, unit)} ({level / limit:.0%} of the "
+        f"{limit_text} limit) and jumped at {_clock(at)} — a sudden spike, not a leak",
+        None,
+    )
+
+
+def _jump(life: SeriesSummary, series: Series, limit: float) -> tuple[float, float] | None:
+    """(when, from what level) memory jumped toward the limit in the killed instance's life.
+
+    A spike or a step the summary found; or the last points before the kill far above a
+    level that was well below the limit — a burst right before a kill is too short to be
+    either, and is the commonest spike of all.
+    """
+    low = SPIKE_FROM * limit
+    for spike in life.spikes:
+        if spike.baseline < low and spike.value >= NEAR_LIMIT * limit:
+            return spike.at, spike.baseline
+    for step in life.steps:
+        if step.before < low and step.after >= NEAR_LIMIT * limit:
+            return step.at, step.before
+    points = [p for p in series.points if life.segment_start <= p[0] <= life.segment_end]
+    if len(points) < 6:
+        return None
+    tail, rest = points[-2:], points[:-2]
+    level = median(v for _t, v in rest)
+    high = next((p for p in tail if p[1] >= NEAR_LIMIT * limit), None)
+    steady = max(v for _t, v in rest) < NEAR_LIMIT * limit
+    if high is not None and level < low and steady:
+        return high[0], level
     return None
 
 
@@ -247,7 +297,7 @@ def saturation(
         parts.append(
             f"its pods use {cpu_ratio:.0%} of their CPU request "
             f"({format_value(sum(means) / len(means), 'cores')} of "
-            f"{format_value(container_signal.query.request, 'cores')} each)"
+            f"{format_value(container_signal.query.request, 'cores')} CPU each)"
         )
         evidence.append(cite(ledger, container_signal, worst[0], worst[1]))
         break
@@ -275,7 +325,18 @@ class Filling:
         return self.ratio >= FULL or soon
 
 
-def filling(ctx: TriageContext, ledger: EvidenceLedger, claim: ObjectRef) -> Filling | None:
+def filling(
+    ctx: TriageContext,
+    ledger: EvidenceLedger,
+    claim: ObjectRef,
+    *,
+    only_urgent: bool = False,
+) -> Filling | None:
+    """How full ``claim`` is and how fast it fills; cited only when returned.
+
+    ``only_urgent``: None for a volume that is neither nearly full nor filling fast, so a
+    healthy neighbour's graph is not cited as if it mattered.
+    """
     signal = ctx.metric("volume_used", claim)
     if signal is None or not signal.limit:
         return None
@@ -298,5 +359,7 @@ def filling(ctx: TriageContext, ledger: EvidenceLedger, claim: ObjectRef) -> Fil
             sentence += (
                 " — full now" if full_in <= 0 else f" — full in about {format_duration(full_in)}"
             )
-    evidence = cite(ledger, signal, series, summary)
-    return Filling(summary.last, capacity, ratio, per_hour, full_in, sentence, evidence)
+    found = Filling(summary.last, capacity, ratio, per_hour, full_in, sentence, "")
+    if only_urgent and not found.urgent:
+        return None
+    return replace(found, evidence=cite(ledger, signal, series, summary))

@@ -105,7 +105,7 @@ def _oom(
         evidence = [cited]
         profile = metricfacts.memory_profile(
             ctx, ledger, ctx.workload_of(pod), c.name, kube.name(pod), finished,
-            heap_allows="heap" in facts,
+            started_at=pf.time_of(state.get("startedAt")), heap_allows="heap" in facts,
         )  # fmt: skip
         if profile is not None:
             facts["memory"] = {"kind": profile.kind, "sentence": profile.sentence}
@@ -296,7 +296,8 @@ def _summary(hit: _Hit, owner: str, pods: list[KubeObject]) -> str:
             at = f"at its {f['limit']} memory limit"
         else:
             at = "with no memory limit set (the node ran out of memory)"
-        text = f"{where} was OOMKilled {at}; restarted {f['restarts']} times, last kill {f['last']}"
+        times = "once" if f["restarts"] == 1 else f"{f['restarts']} times"
+        text = f"{where} was OOMKilled {at}; restarted {times}, last kill {f['last']}"
         if heap := f.get("heap"):
             room = "is above" if heap["above"] else "leaves no room under"
             text += f"; its heap flag {heap['flag']} ({heap['where']}) {room} the limit"

@@ -78,14 +78,24 @@ def _oom(f: Mapping[str, Any], workload: Any, conf: float) -> list[Recommendatio
         )
     else:
         fix = pf.edit_command(workload)
+    if memory.get("kind") == "spike":
+        # The limit is fine for normal work; one burst is not. Bounding the burst is the fix.
+        after = (
+            f"Its {memory['sentence']}. Find what allocates at once at that moment (a large "
+            "export or upload, an unbounded query or batch) and bound it, or give the limit "
+            f"headroom for it (e.g. {suggested}; this rolls the pods)."
+        )
+    else:
+        after = (
+            f"Raise the limit (e.g. to {suggested}; this rolls the pods) and keep the request "
+            "near real usage. If memory grows without bound after the change, it is a leak: "
+            "take a heap profile before the next kill."
+        )
     return [
         Recommendation(
             f"Raise the memory limit of container {container} in {owner} above {limit}",
             f"Container {container} reached its {limit} memory limit and was OOMKilled "
-            f"({f['restarts']} restarts, last {f['last']}). {_heap_advice(f)}Raise the limit "
-            f"(e.g. to {suggested}; this rolls the pods) and keep the request near real usage. "
-            "If memory grows without bound after the change, it is a leak: take a heap profile "
-            "before the next kill.",
+            f"({f['restarts']} restarts, last {f['last']}). {_heap_advice(f)}{after}",
             (*confirm, fix),
             "medium",
             conf,

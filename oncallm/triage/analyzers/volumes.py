@@ -293,8 +293,8 @@ def filling_metrics(ctx: TriageContext, ledger: EvidenceLedger) -> Iterator[Find
             continue
         if ctx.distance.get(claim, 99) > 2:
             continue
-        measured = metricfacts.filling(ctx, ledger, claim)
-        if measured is None or not measured.urgent:
+        measured = metricfacts.filling(ctx, ledger, claim, only_urgent=True)
+        if measured is None:
             continue
         pvc = ctx.objects.get(claim) or {}
         soon = measured.full_in_seconds is not None and measured.ratio < metricfacts.FULL
