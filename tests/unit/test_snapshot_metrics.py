@@ -152,7 +152,7 @@ async def test_reads_the_golden_cases_recorded_answers() -> None:
     series = await source.query_range(
         recorded["query"], at(values[0][0]), at(values[-1][0]), timedelta(minutes=2)
     )
-    assert series[0].labels["container"] == "pricing-engine"
+    assert series[0].labels["pod"].startswith("pricing-engine-")
     assert series[0].values == tuple(float(v) for _t, v in values)
 
 
