@@ -320,6 +320,7 @@ class _Digester:
         self.events = self._events()
         self.logs = self._logs()
         self.fixed = self._cited_leftovers()
+        self.metrics = self._metrics()
 
     def _objects(self) -> list[_Object]:
         health = {ref: self._healthy(ref) for ref in self.ctx.objects}
@@ -381,6 +382,19 @@ class _Digester:
             )
         return sorted(out, key=lambda lg: (_order(self.ctx, lg.ref), lg.id))
 
+    def _metrics(self) -> list[DigestItem]:
+        """One line per metric no finding cited: how the series closest to its limit went."""
+        items = []
+        for signal in self.ctx.metrics.values():
+            worst = signal.worst()
+            if signal.evidence_id in self.cited or worst is None:
+                continue
+            text = signal.describe(*worst)
+            items.append(
+                DigestItem(signal.evidence_id, "metric", signal.query.resource, text, False)
+            )
+        return items
+
     def _cited_leftovers(self) -> list[DigestItem]:
         """Cited evidence no summary, event group or log stands for: object aspects
         (``#status``, ``#endpoints``), the alert, anything the context lacks — as cited."""
@@ -436,6 +450,10 @@ class _Digester:
                     entries, omitted = _shorten(collapsed, log.quoted)
                     dropped["cited log lines" if log.cited else "uncited log lines"] += omitted
             items.append(DigestItem(log.id, "log", log.ref, _log_text(entries), log.cited))
+        if plan.drop_normal:  # context, like Normal events: the first to go after logs
+            dropped["uncited metrics"] += len(self.metrics)
+        else:
+            items += self.metrics
         # By type, then nearest the alert first; an object's summary before its aspects.
         items.sort(
             key=lambda i: (
