@@ -477,6 +477,54 @@ def snapshot_capture(
     sys.stdout.write(summary.line() + "\n")
 
 
+@snapshot_app.command("metrics")
+@user_errors
+def snapshot_metrics(
+    directory: Annotated[Path, typer.Argument(help="Snapshot directory to add metrics to.")],
+    alert: Annotated[
+        Path, typer.Option("--alert", "-a", help="Alertmanager webhook payload (JSON file).")
+    ],
+    prometheus: Annotated[
+        str | None,
+        typer.Option(help="Prometheus URL (default: metrics.prometheus.url of the config)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record in a snapshot the metrics triage reads for each alert of a payload (the same
+    queries, over the same window), so offline triage says what it would have said live."""
+    from oncallm.sources.prometheus import PrometheusSource
+    from oncallm.sources.snapshot import SnapshotSource
+    from oncallm.triage.metrics_capture import capture_metrics
+    from oncallm.triage.oneshot import load_alerts
+
+    settings = _settings(config)
+    if prometheus is not None:
+        settings = _with_prometheus(settings, prometheus)
+    endpoint = settings.metrics.prometheus
+    if not endpoint.url:
+        raise OncallmError("no Prometheus to read: pass --prometheus or set metrics.prometheus.url")
+    SnapshotSource(directory)  # a missing or invalid snapshot is bad input, said before any query
+    alerts = load_alerts(alert)
+
+    async def run() -> Any:
+        source = PrometheusSource(
+            endpoint,
+            breaker_failures=settings.metrics.breaker_failures,
+            breaker_reset_seconds=settings.metrics.breaker_reset_seconds,
+        )
+        try:
+            return await capture_metrics(directory, alerts, source, settings.metrics)
+        finally:
+            await source.aclose()
+
+    summary = asyncio.run(run())
+    for failed in summary.failed:
+        err_console.print(f"[yellow]failed[/] {failed}", highlight=False)
+    sys.stdout.write(summary.line() + "\n")
+    if summary.failed and not summary.files:
+        raise typer.Exit(1)
+
+
 # --- llm ----------------------------------------------------------------------------------
 
 llm_app = typer.Typer(help="The configured LLM provider.", no_args_is_help=True)

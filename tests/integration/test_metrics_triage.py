@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,13 +34,14 @@ from oncallm.sources.base import ObjectRef
 from oncallm.sources.prometheus import PrometheusSources
 from oncallm.sources.snapshot import SnapshotSource
 from oncallm.triage.context import AlertInput
-from oncallm.triage.metrics_step import MetricsStep
+from oncallm.triage.metrics_step import MetricsStep, snapshot_metrics
 from oncallm.triage.oneshot import FixedSource
 from oncallm.triage.pipeline import TriagePipeline
 from tests.fakes.llm_script import Reply
 from tests.fakes.openai_api import OpenAIFake
 from tests.support import prometheus_tsdb as tsdb
 from tests.support.llm_cases import llm_settings
+from tests.support.payloads import am_alert, am_notification
 from tests.support.schema import assert_valid_result
 from tests.unit import kubeobjects as k
 
@@ -295,6 +300,74 @@ async def test_without_a_metrics_source_the_model_is_not_offered_the_metrics_too
         calls = fake.calls
     assert "get_object" in calls[0].tool_names
     assert "query_metrics" not in calls[0].tool_names
+
+
+async def test_metrics_captured_into_a_snapshot_replay_the_same_triage_offline(
+    snapshot: Path, prometheus: tsdb.BackfilledPrometheus, tmp_path: Path
+) -> None:
+    live = await _triage(snapshot, prometheus.url, ALERTS["memory"])
+    copy = tmp_path / "incident"
+    shutil.copytree(snapshot, copy)
+    payload = tmp_path / "alert.json"
+    payload.write_text(json.dumps(am_notification(_webhook_alert(ALERTS["memory"]))))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "oncallm", "snapshot", "metrics", str(copy), "--alert",
+         str(payload), "--prometheus", prometheus.url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote ")
+    files = sorted(p.name for p in (copy / "metrics").glob("*.json"))
+    assert "memory-shop-cart-cart.json" in files, files
+    stored = json.loads((copy / "metrics" / "memory-shop-cart-cart.json").read_text())
+    assert stored["query"].startswith("max by (pod) (container_memory_working_set_bytes{")
+    assert stored["data"]["resultType"] == "matrix"
+
+    offline = await _offline_triage(copy, ALERTS["memory"])
+    assert offline["root_cause"]["summary"] == live["root_cause"]["summary"]
+    assert "a leak, not a spike" in offline["root_cause"]["summary"]
+    offline_metric = next(e for e in offline["evidence"] if e["type"] == "metric")
+    assert offline_metric["source"] == "snapshot: metrics"
+    assert offline_metric["url"] is None  # nothing to open offline
+
+
+def test_snapshot_metrics_without_a_prometheus_says_so(snapshot: Path, tmp_path: Path) -> None:
+    payload = tmp_path / "alert.json"
+    payload.write_text(json.dumps(am_notification(_webhook_alert(ALERTS["memory"]))))
+    done = subprocess.run(
+        [sys.executable, "-m", "oncallm", "snapshot", "metrics", str(snapshot), "-a",
+         str(payload)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ONCALLM_")},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "pass --prometheus or set metrics.prometheus.url" in done.stderr
+
+
+def _webhook_alert(alert: AlertInput) -> dict[str, Any]:
+    """``alert`` as Alertmanager posts it (what ``--alert`` files hold)."""
+    posted = am_alert(
+        "0e2e000000000001",
+        alertname=alert.alertname,
+        starts_at=alert.starts_at.isoformat().replace("+00:00", "Z"),
+        **{k: v for k, v in alert.labels.items() if k != "alertname"},
+    )
+    posted["generatorURL"] = alert.generator_url
+    posted["annotations"] = dict(alert.annotations)
+    return posted
+
+
+async def _offline_triage(snapshot: Path, alert: AlertInput) -> dict[str, Any]:
+    pipeline = TriagePipeline(
+        FixedSource(SnapshotSource(snapshot)),
+        TriageSettings(),
+        metrics=snapshot_metrics(snapshot),
+    )
+    try:
+        return (await pipeline.run(alert)).result
+    finally:
+        await pipeline.aclose()
 
 
 def test_the_window_is_around_the_alert_start() -> None:
