@@ -53,9 +53,10 @@ lint typecheck check: deps
 docs: deps ## regenerate docs/configuration.md from oncallm/config.py
 	$(UV) run oncallm config docs > docs/configuration.md
 
-bench: deps ## ingest, gather, LLM cost and redaction benchmarks (each prints JSON)
+bench: deps ## ingest, gather, metrics, LLM cost and redaction benchmarks (each prints JSON)
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/gather.py
+	$(UV) run python benchmarks/metrics.py
 	$(UV) run python benchmarks/llm_cost.py
 	$(UV) run python benchmarks/redaction.py
 
