@@ -34,9 +34,13 @@ def _bounds(series: Sequence[Mapping[str, Any]], limit: float | None) -> tuple[f
     values = [v for _t, v in points]
     if limit is not None:
         values.append(limit)
-    low = min(0.0, min(values))
-    high = max(values) * 1.05 or 1.0
-    return min(times), max(times), low, high
+    low, high = min(values), max(values)
+    # Zoom on the data, as Grafana does: a volume creeping from 18.8 to 19.7 GiB of 20 is a
+    # flat line on an axis from 0. Keep 0 when the data comes near it anyway.
+    if low >= 0 and low < 0.25 * high:
+        low = 0.0
+    pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
+    return min(times), max(times), max(low - pad, 0.0) if low >= 0 else low - pad, high + pad
 
 
 def render_chart(chart: Mapping[str, Any], alert_start: float | None = None) -> Markup:
@@ -92,6 +96,21 @@ def render_chart(chart: Mapping[str, Any], alert_start: float | None = None) -> 
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
+
+
+def render_legend(chart: Mapping[str, Any]) -> Markup:
+    """Which line is which series (by its labels), in the chart's colours."""
+    series = [s for s in chart.get("series", []) if s.get("points")]
+    if len(series) < 2 and not chart.get("limit"):
+        return Markup("")
+    items = []
+    for i, one in enumerate(series):
+        who = ", ".join(f"{k}={v}" for k, v in sorted(one.get("labels", {}).items()))
+        items.append(f'<li><span class="swatch series-{i}"></span>{escape(who or "value")}</li>')
+    if chart.get("limit") is not None:
+        limit = format_value(float(chart["limit"]), str(chart.get("unit") or ""))
+        items.append(f'<li><span class="swatch limit"></span>limit {escape(limit)}</li>')
+    return Markup('<ul class="legend">' + "".join(items) + "</ul>")  # noqa: S704 - escaped
 
 
 def charts_by_id(result: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from oncallm.ingest.alertmanager import FINGERPRINT_PATTERN
 from oncallm.state import AppState, app_state
 from oncallm.store import queries
-from oncallm.web.charts import charts_by_id, render_chart
+from oncallm.web.charts import charts_by_id, render_chart, render_legend
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -48,6 +48,7 @@ def _when(value: datetime | None) -> str:
 templates.env.filters["when"] = _when
 templates.env.globals["duration"] = _duration
 templates.env.globals["chart"] = render_chart
+templates.env.globals["legend"] = render_legend
 templates.env.globals["charts_by_id"] = charts_by_id
 
 
