@@ -380,6 +380,9 @@ def _mask(key: str, value: Any) -> str:
             return make_url(value).render_as_string(hide_password=True)
         except Exception:
             return "********"
+    if isinstance(value, dict) and key.endswith(".headers"):
+        # Extra HTTP headers often carry credentials (Authorization, X-Api-Key): names only.
+        return ", ".join(f"{name}: ********" for name in value)
     if isinstance(value, StrEnum):
         return value.value
     if value is None:

@@ -100,3 +100,17 @@ def test_unknown_key_is_a_typo(tmp_path: Path) -> None:
     config.write_text("metrics:\n  prometheus:\n    uri: http://prom:9090\n")
     with pytest.raises(ConfigError, match=r"metrics\.prometheus\.uri"):
         load_settings(config)
+
+
+def test_config_show_names_extra_headers_but_never_prints_their_values(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "metrics:\n  prometheus:\n    url: https://mimir.example.com/prometheus\n"
+        "    headers: {X-Scope-OrgID: tenant-a, Authorization: Bearer s3cr3t-t0ken}\n"
+    )
+    rows = {row.key: row.value for row in describe_settings(load_settings(config), config)}
+    shown = rows["metrics.prometheus.headers"]
+    assert "X-Scope-OrgID" in shown
+    assert "Authorization" in shown
+    assert "s3cr3t-t0ken" not in shown
+    assert "tenant-a" not in shown
