@@ -257,6 +257,66 @@ def demo(config: ConfigOption = None) -> None:
     run_demo(_settings(config))
 
 
+@app.command("alertmanager-config")
+@user_errors
+def alertmanager_config(
+    config: ConfigOption = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="Public URL of OncallM in the links (default: server.base_url)."),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="URL Alertmanager posts to, when it differs from the public one "
+            "(default: BASE_URL/api/v1/alerts/alertmanager)."
+        ),
+    ] = None,
+    receiver: Annotated[str, typer.Option(help="Name of OncallM's webhook receiver.")] = "oncallm",
+    team_receiver: Annotated[
+        str, typer.Option(help="Name of the example Slack receiver using the templates.")
+    ] = "team-slack",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="`yaml` (alertmanager.yml) or `helm` (kube-prometheus-stack)."
+        ),
+    ] = "yaml",
+    templates_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Directory Alertmanager loads the templates from "
+            "(default: /etc/alertmanager/templates; /etc/alertmanager/config for helm)."
+        ),
+    ] = None,
+    write_templates: Annotated[
+        bool,
+        typer.Option(help="Also write oncallm.tmpl and oncallm-base-url.tmpl to --templates-dir."),
+    ] = False,
+) -> None:
+    """Print an Alertmanager receiver, route and templates that link every alert to OncallM."""
+    from oncallm import alertmanager_kit as kit
+
+    try:
+        fmt = kit.KitFormat(output)
+    except ValueError:
+        raise OncallmError(f"--format must be yaml or helm, not {output!r}") from None
+    options = kit.options_from_settings(
+        _settings(config),
+        base_url=base_url,
+        webhook_url=webhook_url,
+        receiver=receiver,
+        team_receiver=team_receiver,
+        templates_dir=templates_dir,
+        output=fmt,
+    )
+    text = kit.render_config(options, fmt)  # before writing: a missing template fails first
+    if write_templates:
+        for path in kit.write_template_files(options, Path(options.templates_dir)):
+            err_console.print(f"wrote {path}", highlight=False)
+    sys.stdout.write(text)
+
+
 def _with_prometheus(settings: Settings, url: str) -> Settings:
     from pydantic import ValidationError
 
