@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from oncallm import __version__
 from oncallm.api.middleware import RequestContextMiddleware
 from oncallm.api.openapi import install_openapi
 from oncallm.api.problems import install_problem_handlers
-from oncallm.api.routes import alerts, ingest, ops, stream
+from oncallm.api.routes import alerts, ingest, notes, ops, stream
 from oncallm.config import Settings
 from oncallm.jobs.worker import Worker
 from oncallm.state import AppState
@@ -80,6 +81,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(alerts.router)
     app.include_router(stream.router)
+    app.include_router(notes.router)
     app.include_router(ops.router)
     app.include_router(pages.router)
+    # The page's own script and nothing else: no CDN, no build step.
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
