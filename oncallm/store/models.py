@@ -70,6 +70,8 @@ class Occurrence(Base):
     __table_args__ = (
         Index("uq_occurrence_fingerprint_starts_at", "fingerprint", "starts_at", unique=True),
         Index("ix_occurrences_status_id", "status", "id"),
+        # The alert list page: firing first, newest-started first (migration 0004).
+        Index("ix_occurrences_status_starts_at_id", "status", "starts_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

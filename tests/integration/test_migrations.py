@@ -20,6 +20,12 @@ async def _tables(db: Database) -> set[str]:
     return set(names) - {"alembic_version"}
 
 
+async def _indexes(db: Database, table: str) -> set[str]:
+    async with db.read() as conn:
+        found = await conn.run_sync(lambda c: inspect(c).get_indexes(table))
+    return {str(index["name"]) for index in found}
+
+
 async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     db = Database(DatabaseSettings(url=database_url))
     try:
@@ -27,6 +33,10 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         await migrate.upgrade(db)
         assert await migrate.current_revision(db) == migrate.head_revision()
         assert await _tables(db) == CORE | QUEUE | LLM
+        assert "ix_occurrences_status_starts_at_id" in await _indexes(db, "occurrences")
+        await migrate.downgrade(db, "-1")
+        assert await migrate.current_revision(db) == "0003_llm"
+        assert "ix_occurrences_status_starts_at_id" not in await _indexes(db, "occurrences")
         await migrate.downgrade(db, "-1")
         assert await migrate.current_revision(db) == "0002_triage_queue"
         assert await _tables(db) == CORE | QUEUE
