@@ -27,7 +27,7 @@ from oncallm.store import migrate
 from oncallm.store.db import Database
 from oncallm.store.llm import DbAnswerCache, DbUsageBook
 from oncallm.triage.pipeline import TriagePipeline
-from oncallm.web import pages
+from oncallm.web import alert_list, pages
 
 log = structlog.get_logger("oncallm")
 
@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(notes.router)
     app.include_router(ops.router)
+    app.include_router(alert_list.router)
     app.include_router(pages.router)
     # The page's own script and nothing else: no CDN, no build step.
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")

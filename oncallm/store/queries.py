@@ -1,35 +1,48 @@
 """Read side: alert lists, one alert with its history, one triage.
 
-Returns plain dicts shaped for the API; pagination is keyset (by occurrence id, newest
-first), so pages stay stable while new alerts arrive.
+Returns plain dicts shaped for the API and the pages. Pagination is keyset, so pages stay
+stable while new alerts arrive: the API walks occurrences by id, newest first; the alert
+list page walks them firing first, then resolved, each newest-started first.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Row, select
+from sqlalchemy import ColumnElement, Row, Select, Text, cast, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import InstrumentedAttribute
 
 from oncallm.errors import BadRequest
 from oncallm.store.db import Database
 from oncallm.store.models import Occurrence, TimelineEntry, TriageJob, TriageResult
 
 HISTORY_LIMIT = 50
+_Columns = TypeVarTuple("_Columns")
+
+
+# The order of the alert list page: what needs a human now comes first.
+STATUS_ORDER = ("firing", "resolved")
 
 
 @dataclass(frozen=True)
 class AlertFilter:
-    status: str | None = None
-    alertname: str | None = None
-    namespace: str | None = None
-    severity: str | None = None
-    cluster: str | None = None
+    """Which occurrences a list shows. Every given field narrows the list; several values
+    of one field are alternatives (``severity=("critical", "warning")``)."""
+
+    status: tuple[str, ...] = ()
+    alertname: tuple[str, ...] = ()
+    namespace: tuple[str, ...] = ()
+    severity: tuple[str, ...] = ()
+    cluster: tuple[str, ...] = ()
     since: datetime | None = None
+    # Case-insensitive substring of the alertname, the labels or the summary annotation.
+    q: str | None = None
 
 
 def encode_cursor(occurrence_id: int) -> str:
@@ -87,23 +100,51 @@ def _triage_dict(job: Row[Any] | None, result: Row[Any] | None) -> dict[str, Any
     }
 
 
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _narrowed(
+    query: Select[*_Columns], flt: AlertFilter, *, with_status: bool = True
+) -> Select[*_Columns]:
+    columns: list[tuple[InstrumentedAttribute[Any], tuple[str, ...]]] = [
+        (Occurrence.alertname, flt.alertname),
+        (Occurrence.namespace, flt.namespace),
+        (Occurrence.severity, flt.severity),
+        (Occurrence.cluster, flt.cluster),
+    ]
+    if with_status:
+        columns.append((Occurrence.status, flt.status))
+    for column, values in columns:
+        if len(values) == 1:
+            query = query.where(column == values[0])
+        elif values:
+            query = query.where(column.in_(values))
+    if flt.since is not None:
+        query = query.where(Occurrence.starts_at >= flt.since)
+    if flt.q:
+        # A substring search scans the rows the other filters leave; at the sizes an
+        # on-call history reaches (tens of thousands of occurrences) that is milliseconds,
+        # and it needs no search index that SQLite and PostgreSQL would spell differently.
+        pattern = _like_pattern(flt.q)
+        query = query.where(
+            or_(
+                Occurrence.alertname.ilike(pattern, escape="\\"),
+                cast(Occurrence.labels, Text).ilike(pattern, escape="\\"),
+                Occurrence.annotations["summary"].as_string().ilike(pattern, escape="\\"),
+            )
+        )
+    return query
+
+
 async def list_alerts(
     db: Database, flt: AlertFilter, limit: int, cursor: str | None, base_url: str
 ) -> tuple[list[dict[str, Any]], str | None]:
     query = select(Occurrence, TriageJob.status.label("triage_status")).outerjoin(
         TriageJob, TriageJob.occurrence_id == Occurrence.id
     )
-    for column, value in (
-        (Occurrence.status, flt.status),
-        (Occurrence.alertname, flt.alertname),
-        (Occurrence.namespace, flt.namespace),
-        (Occurrence.severity, flt.severity),
-        (Occurrence.cluster, flt.cluster),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if flt.since is not None:
-        query = query.where(Occurrence.starts_at >= flt.since)
+    query = _narrowed(query, flt)
     if cursor:
         query = query.where(Occurrence.id < decode_cursor(cursor))
     query = query.order_by(Occurrence.id.desc()).limit(limit + 1)
@@ -116,6 +157,220 @@ async def list_alerts(
         items.append(item)
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return items, next_cursor
+
+
+@dataclass(frozen=True)
+class ListPosition:
+    """A place in the firing-first order: the (status, starts_at, id) of one row."""
+
+    status: str
+    starts_at: datetime
+    occurrence_id: int
+
+    def encode(self) -> str:
+        micros = int(self.starts_at.timestamp() * 1_000_000)
+        text = f"l:{self.status}:{micros}:{self.occurrence_id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> ListPosition:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+            prefix, status, micros, value = text.split(":")
+            occurrence_id = int(value)
+            if prefix != "l" or status not in STATUS_ORDER or not 1 <= occurrence_id <= 2**31 - 1:
+                raise ValueError(text)
+            starts_at = datetime.fromtimestamp(int(micros) / 1_000_000, UTC)
+            return cls(status, starts_at, occurrence_id)
+        except (ValueError, UnicodeError, binascii.Error, OverflowError, OSError) as exc:
+            raise BadRequest("cursor is not one this list gave out") from exc
+
+
+@dataclass(frozen=True)
+class AlertListPage:
+    """One page of the alert list, with cursors to the pages either side (None: no such page)."""
+
+    items: list[dict[str, Any]]
+    older: str | None = None
+    newer: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _rc(path: str) -> ColumnElement[Any]:
+    # Only the few root-cause fields a row shows are read out of the stored result (which
+    # can hold hundreds of evidence items): the database extracts them, not Python.
+    return TriageResult.result[("root_cause", *path.split("."))]
+
+
+def _list_columns() -> Select[Any]:
+    return select(
+        Occurrence.id,
+        Occurrence.fingerprint,
+        Occurrence.alertname,
+        Occurrence.status,
+        Occurrence.severity,
+        Occurrence.namespace,
+        Occurrence.cluster,
+        Occurrence.starts_at,
+        Occurrence.ends_at,
+        Occurrence.annotations["summary"].as_string().label("summary"),
+        TriageJob.status.label("triage_status"),
+        TriageJob.step.label("triage_step"),
+        _rc("category").as_string().label("rc_category"),
+        _rc("summary").as_string().label("rc_summary"),
+        _rc("confidence").as_float().label("rc_confidence"),
+        _rc("resource.kind").as_string().label("rc_kind"),
+        _rc("resource.namespace").as_string().label("rc_namespace"),
+        _rc("resource.name").as_string().label("rc_name"),
+    ).select_from(
+        Occurrence.__table__.outerjoin(
+            TriageJob.__table__, TriageJob.occurrence_id == Occurrence.id
+        ).outerjoin(TriageResult.__table__, TriageResult.job_id == TriageJob.id)
+    )
+
+
+def _list_row(row: Any, base_url: str) -> dict[str, Any]:
+    root_cause = None
+    if row.triage_status == "succeeded" and row.rc_category:
+        culprit = None
+        if row.rc_kind and row.rc_name:
+            culprit = {"kind": row.rc_kind, "namespace": row.rc_namespace, "name": row.rc_name}
+        root_cause = {
+            "category": row.rc_category,
+            "summary": row.rc_summary,
+            "confidence": row.rc_confidence,
+            "resource": culprit,
+        }
+    return {
+        "fingerprint": row.fingerprint,
+        "alertname": row.alertname,
+        "status": row.status,
+        "severity": row.severity,
+        "namespace": row.namespace,
+        "cluster": row.cluster,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+        "summary": row.summary,
+        "triage_status": row.triage_status,
+        "triage_step": row.triage_step,
+        "root_cause": root_cause,
+        "url": f"{base_url}/alerts/{row.fingerprint}",
+        "position": ListPosition(row.status, row.starts_at, row.id),
+    }
+
+
+def _after(position: ListPosition, *, newer: bool) -> ColumnElement[bool]:
+    # A row-value comparison, so the database seeks straight to the cursor in the
+    # (status, starts_at, id) index instead of filtering its way there.
+    key = tuple_(Occurrence.starts_at, Occurrence.id)
+    bound = tuple_(
+        literal(position.starts_at, Occurrence.starts_at.type),
+        literal(position.occurrence_id, Occurrence.id.type),
+    )
+    return key > bound if newer else key < bound
+
+
+async def _walk(
+    conn: AsyncConnection,
+    flt: AlertFilter,
+    statuses: Sequence[str],
+    start: ListPosition | None,
+    want: int,
+    *,
+    newer: bool,
+) -> list[Any]:
+    """Up to ``want`` rows from ``start`` (exclusive) on, one status segment at a time.
+
+    Each segment is one indexed range scan of (status, starts_at, id); a single query
+    ordering by a CASE over status could not use the index and would sort the table.
+    """
+    rows: list[Any] = []
+    order = list(reversed(statuses)) if newer else list(statuses)
+    for status in order:
+        if start is not None:
+            here, there = STATUS_ORDER.index(status), STATUS_ORDER.index(start.status)
+            if (here > there) if newer else (here < there):
+                continue
+        query = _narrowed(_list_columns(), flt, with_status=False).where(
+            Occurrence.status == status
+        )
+        if start is not None and status == start.status:
+            query = query.where(_after(start, newer=newer))
+        if newer:
+            query = query.order_by(Occurrence.starts_at.asc(), Occurrence.id.asc())
+        else:
+            query = query.order_by(Occurrence.starts_at.desc(), Occurrence.id.desc())
+        rows += (await conn.execute(query.limit(want - len(rows)))).all()
+        if len(rows) >= want:
+            break
+    return rows
+
+
+async def list_alerts_firing_first(
+    db: Database,
+    flt: AlertFilter,
+    limit: int,
+    base_url: str,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+) -> AlertListPage:
+    """The alert list page: firing first, then resolved, each newest-started first.
+
+    ``after`` (the Older link) continues past a row; ``before`` (the Newer link) goes back
+    to the rows above one. ``counts`` counts each status under the other filters, so the
+    status chips say how many a click on them would show.
+    """
+    start_after = ListPosition.decode(after) if after else None
+    start_before = ListPosition.decode(before) if before else None
+    statuses = [s for s in STATUS_ORDER if not flt.status or s in flt.status]
+    async with db.read() as conn:
+        counted = await conn.execute(
+            _narrowed(select(Occurrence.status, func.count()), flt, with_status=False).group_by(
+                Occurrence.status
+            )
+        )
+        counts = dict.fromkeys(STATUS_ORDER, 0) | {s: int(n) for s, n in counted.all()}
+        if start_before is not None:
+            rows = await _walk(conn, flt, statuses, start_before, limit + 1, newer=True)
+            if len(rows) > limit:
+                items = [_list_row(r, base_url) for r in reversed(rows[:limit])]
+                return AlertListPage(
+                    items,
+                    older=items[-1]["position"].encode(),
+                    newer=items[0]["position"].encode(),
+                    counts=counts,
+                )
+            # Fewer than a page above: that is the top, which is the first page.
+            start_after = None
+        rows = await _walk(conn, flt, statuses, start_after, limit + 1, newer=False)
+    items = [_list_row(r, base_url) for r in rows[:limit]]
+    return AlertListPage(
+        items,
+        older=items[-1]["position"].encode() if len(rows) > limit else None,
+        newer=items[0]["position"].encode() if start_after is not None and items else None,
+        counts=counts,
+    )
+
+
+FILTER_COLUMNS = ("alertname", "severity", "namespace", "cluster")
+
+
+async def filter_choices(db: Database, cap: int) -> dict[str, list[str] | None]:
+    """The distinct non-empty values of each filterable column, sorted; None for a column
+    with more than ``cap`` (a select of hundreds of options helps nobody: offer free text).
+
+    Each is a DISTINCT over that column's own index, stopped after ``cap + 1`` values.
+    """
+    choices: dict[str, list[str] | None] = {}
+    async with db.read() as conn:
+        for name in FILTER_COLUMNS:
+            column: InstrumentedAttribute[Any] = getattr(Occurrence, name)
+            query = select(column).where(column.is_not(None)).distinct().order_by(column)
+            values = [v for (v,) in (await conn.execute(query.limit(cap + 1))).all() if v]
+            choices[name] = None if len(values) > cap else values
+    return choices
 
 
 async def _job_and_result(

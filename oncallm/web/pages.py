@@ -70,25 +70,6 @@ templates.env.filters["evidence_label"] = evidence_label
 templates.env.globals["highlight"] = highlight
 
 
-@router.get("/", response_class=RedirectResponse)
-async def index() -> RedirectResponse:
-    return RedirectResponse("/alerts", status_code=307)
-
-
-@router.get("/alerts", response_class=HTMLResponse)
-async def alert_list(
-    request: Request, state: Annotated[AppState, Depends(app_state)]
-) -> HTMLResponse:
-    firing, _ = await queries.list_alerts(
-        state.db, queries.AlertFilter(status="firing"), 200, None, state.base_url
-    )
-    resolved, _ = await queries.list_alerts(
-        state.db, queries.AlertFilter(status="resolved"), 50, None, state.base_url
-    )
-    context: dict[str, Any] = {"firing": firing, "resolved": resolved}
-    return templates.TemplateResponse(request, "alerts.html", context)
-
-
 @router.get("/alerts/{fingerprint}", response_class=HTMLResponse)
 async def alert_page(
     request: Request,

@@ -49,10 +49,29 @@ async def list_alerts(
         UtcDatetime | None,
         Query(description="Only occurrences that started at or after this (with a UTC offset)."),
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=_TEXT,
+            description="Case-insensitive text in the alertname, the labels or the summary.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    flt = queries.AlertFilter(status, alertname, namespace, severity, cluster, since)
+    def one(value: str | None) -> tuple[str, ...]:
+        return (value,) if value is not None else ()
+
+    flt = queries.AlertFilter(
+        status=one(status),
+        alertname=one(alertname),
+        namespace=one(namespace),
+        severity=one(severity),
+        cluster=one(cluster),
+        since=since,
+        q=q or None,
+    )
     items, next_cursor = await queries.list_alerts(state.db, flt, limit, cursor, state.base_url)
     return {"items": items, "next_cursor": next_cursor}
 
