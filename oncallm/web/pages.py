@@ -26,8 +26,8 @@ from oncallm.store.notes import add_note
 from oncallm.web.charts import charts_by_id, render_chart, render_legend
 from oncallm.web.presenters import (
     anchor,
+    evidence_html,
     evidence_label,
-    highlight,
     incident_summary,
     ordered_evidence,
     ordered_recommendations,
@@ -67,7 +67,7 @@ templates.env.globals["legend"] = render_legend
 templates.env.globals["charts_by_id"] = charts_by_id
 templates.env.filters["anchor"] = anchor
 templates.env.filters["evidence_label"] = evidence_label
-templates.env.globals["highlight"] = highlight
+templates.env.globals["evidence_html"] = evidence_html
 
 
 @router.get("/alerts/{fingerprint}", response_class=HTMLResponse)
