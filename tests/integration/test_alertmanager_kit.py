@@ -216,8 +216,14 @@ def test_email_and_pagerduty_carry_the_links(tmp_path: Path) -> None:
 def test_a_big_group_lists_25_alerts_and_links_the_rest(tmp_path: Path) -> None:
     _write_base_url(tmp_path, BASE_URL)
     alerts = [am_alert(f"{i:016x}", namespace="shop", pod=f"web-{i}") for i in range(30)]
+    alerts[0]["annotations"]["description"] = "The web tier\n\n  is down. " * 40
     text = render(tmp_path, "oncallm.slack.text", am_notification(*alerts))
     assert len(SLACK_LINK.findall(text)) == 25
+    # A long description is one quoted line, cut at 300 characters, so a phone shows it.
+    (quote,) = [line for line in text.splitlines() if line.startswith("> ")]
+    assert quote.startswith("> The web tier is down. The web tier is down.")
+    assert quote.endswith("…")
+    assert len(quote) == len("> ") + 300 + 1
     assert text.rstrip().endswith(
         f"_30 alerts in this group; the first 25 are listed._ <{BASE_URL}/alerts|All alerts"
         " in OncallM>"
