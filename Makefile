@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps uv system-deps kubectl-debian lint typecheck check docs bench clean
+.PHONY: demo test deps uv system-deps browser-deps kubectl-debian lint typecheck check docs bench clean
 
 demo: deps ## start OncallM on its defaults, post the sample alerts, print the URL to open
 	$(UV) run oncallm demo
@@ -19,9 +19,11 @@ uv:
 deps: uv
 	$(UV) sync --frozen
 
-system-deps: kubectl-debian ## Debian packages of the services the tests start
+system-deps: kubectl-debian ## Debian packages of the services the tests start, and axe-core
 	@missing=""; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-liberation"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
@@ -30,6 +32,18 @@ system-deps: kubectl-debian ## Debian packages of the services the tests start
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@$(MAKE) --no-print-directory browser-deps
+
+# axe-core, which the browser tests inject into pages (tests/support/browser.py), pinned in
+# tests/browser/package-lock.json. npm ci installs exactly that into tests/browser/node_modules;
+# it runs again only when the lock file is newer than the installed copy.
+AXE_CORE := tests/browser/node_modules/axe-core/axe.min.js
+
+browser-deps: $(AXE_CORE)
+
+$(AXE_CORE): tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # Debian's kubectl (package kubernetes-client) checks that the Kubernetes API fake is
 # faithful. It is unpacked into .tools/ rather than installed: /usr/bin/kubectl may belong
