@@ -6,7 +6,7 @@
   teardown if the page logged a console error or threw. On failure a screenshot lands
   in ``test-artifacts/screenshots/FAILED-<test>-<viewport>.png``.
 - ``console``: that page's ConsoleLog, to ``allow(regex)`` an error a test expects.
-- ``oncallm`` (session): a running ``oncallm serve`` with the sample cluster
+- ``oncallm_server`` (session): a running ``oncallm serve`` with the sample cluster
   (LiveOncallm: ``post_sample``, ``post_webhook``, ``url``, ``link``).
 
 Every test here is marked ``browser`` (``pytest -m browser`` selects them) and runs on
@@ -94,6 +94,6 @@ async def page(
 
 
 @pytest.fixture(scope="session")
-def oncallm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOncallm]:
+def oncallm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOncallm]:
     with live_oncallm(tmp_path_factory.mktemp("oncallm-browser")) as server:
         yield server

@@ -14,12 +14,12 @@ from tests.support.browser import LiveOncallm, screenshot
 
 
 async def test_alert_list_links_to_the_posted_alert(
-    page: Page, oncallm: LiveOncallm, request: pytest.FixtureRequest
+    page: Page, oncallm_server: LiveOncallm, request: pytest.FixtureRequest
 ) -> None:
-    posted = await oncallm.post_sample("01-crashloop.json")
+    posted = await oncallm_server.post_sample("01-crashloop.json")
 
-    await page.goto(oncallm.url("/"))  # / leads to the list
-    await expect(page).to_have_url(oncallm.url("/alerts"))
+    await page.goto(oncallm_server.url("/"))  # / leads to the list
+    await expect(page).to_have_url(oncallm_server.url("/alerts"))
     link = page.locator(f'a[href$="/alerts/{posted.fingerprint}"]')
     await expect(link).to_have_text(posted.alertname)
     await screenshot(page, request.node.originalname)

@@ -40,9 +40,9 @@ async def assert_fits_the_screen(page: Page) -> None:
 
 
 async def test_link_opens_the_triaged_alert_with_root_cause_evidence_and_what_to_do(
-    page: Page, oncallm: LiveOncallm, viewport: str, request: pytest.FixtureRequest
+    page: Page, oncallm_server: LiveOncallm, viewport: str, request: pytest.FixtureRequest
 ) -> None:
-    posted = await oncallm.post_sample("02-oom.json")
+    posted = await oncallm_server.post_sample("02-oom.json")
     assert posted.url.endswith(f"/alerts/{posted.fingerprint}")
 
     response = await page.goto(posted.page_url)
@@ -89,11 +89,11 @@ async def test_link_opens_the_triaged_alert_with_root_cause_evidence_and_what_to
 
 
 async def test_unknown_fingerprint_says_not_seen_yet(
-    page: Page, oncallm: LiveOncallm, console: ConsoleLog, request: pytest.FixtureRequest
+    page: Page, oncallm_server: LiveOncallm, console: ConsoleLog, request: pytest.FixtureRequest
 ) -> None:
     fingerprint = uuid.uuid4().hex[:16]
     console.allow(rf"status of 404 .*/alerts/{fingerprint}:")  # the page's own status
-    response = await page.goto(oncallm.url(f"/alerts/{fingerprint}"))
+    response = await page.goto(oncallm_server.url(f"/alerts/{fingerprint}"))
     assert response is not None
     assert response.status == 404
 
@@ -109,10 +109,10 @@ async def test_unknown_fingerprint_says_not_seen_yet(
 
 
 async def test_copy_link_puts_the_alert_link_on_the_clipboard(
-    page: Page, oncallm: LiveOncallm
+    page: Page, oncallm_server: LiveOncallm
 ) -> None:
     # Also shows that the page fixture's clipboard permissions work, for later tests.
-    posted = await oncallm.post_sample("01-crashloop.json")
+    posted = await oncallm_server.post_sample("01-crashloop.json")
     await page.goto(posted.page_url)
     await page.get_by_role("button", name="Copy link").click()
     await expect(page.get_by_role("button", name="Copied")).to_be_visible()

@@ -3,8 +3,8 @@
 What a new browser test gets (fixtures in ``tests/browser/conftest.py``, built from the
 pieces below; put the test under ``tests/browser/`` so it runs on the browser's loop)::
 
-    async def test_something(page: Page, oncallm: LiveOncallm, console: ConsoleLog) -> None:
-        posted = await oncallm.post_sample("02-oom.json")     # webhook -> 202, fresh fingerprint
+    async def test_oom(page: Page, oncallm_server: LiveOncallm, console: ConsoleLog) -> None:
+        posted = await oncallm_server.post_sample("02-oom.json")  # 202, a new fingerprint
         await page.goto(posted.page_url)                      # the link a user taps
         await expect_triage_status(page, "succeeded")         # waits while the triage runs
         await expect(page.get_by_role("heading", name="Root cause: OOMKilled")).to_be_visible()
