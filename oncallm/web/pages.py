@@ -79,7 +79,10 @@ async def alert_page(
     alert = await queries.get_alert(state.db, fingerprint, state.base_url)
     if alert is None:
         return templates.TemplateResponse(
-            request, "not_seen.html", {"fingerprint": fingerprint}, status_code=404
+            request,
+            "not_seen.html",
+            {"fingerprint": fingerprint, "static_version": __version__},
+            status_code=404,
         )
     return templates.TemplateResponse(request, "alert.html", _page_context(alert))
 

@@ -376,11 +376,12 @@ class LiveOncallm:
 
 
 @contextlib.contextmanager
-def live_oncallm(workdir: Path) -> Iterator[LiveOncallm]:
+def live_oncallm(workdir: Path, **settings: str) -> Iterator[LiveOncallm]:
     """Start ``oncallm serve`` (with its worker) in ``workdir``; stop it afterwards.
 
     The jobs poll interval is short so a triage starts within a tenth of a second.
     The server runs as a subprocess, so its coverage is measured as the other e2e tests'.
+    ``settings`` are more ``section__key`` settings (``llm__provider="openai-compatible"``).
     """
     clusters = {SAMPLE_CLUSTER_NAME: {"snapshot": str(sample_cluster())}}
     env = oncallm_env(
@@ -388,6 +389,7 @@ def live_oncallm(workdir: Path) -> Iterator[LiveOncallm]:
         jobs__poll_interval_seconds="0.1",
         jobs__backoff_base_seconds="0.05",
         kubernetes__clusters=json.dumps(clusters),
+        **settings,
     )
     process = start_server(env, workdir)
     try:

@@ -141,9 +141,83 @@
     if (live()) { connect(); if (!streamUrl) { poll(); } }
   }
 
+  // --- the rest of the page: resolution, new notes, a triage that finished ---------------
+
+  var WATCH_MS = 5000;
+
+  function changed(holder, data) {
+    var triage = data.triage ? data.triage.status : "";
+    return data.status !== holder.getAttribute("data-status") ||
+      String((data.timeline || []).length) !== holder.getAttribute("data-timeline") ||
+      triage !== holder.getAttribute("data-triage");
+  }
+
+  function watchAlert(holder) {
+    var api = holder.getAttribute("data-api");
+    var busy = false;
+
+    function swap() {
+      return fetch(window.location.pathname, { headers: { "Accept": "text/html" }, cache: "no-store" })
+        .then(function (response) { return response.text(); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.getElementById("alert");
+          if (!fresh) { return; }
+          holder.innerHTML = fresh.innerHTML;
+          ["data-status", "data-timeline", "data-triage"].forEach(function (name) {
+            holder.setAttribute(name, fresh.getAttribute(name) || "");
+          });
+          document.title = doc.title;
+          var box = document.getElementById("triage");
+          if (box) { liveTriage(box); }
+          announce("This alert was updated");
+        });
+    }
+
+    function check() {
+      var box = document.getElementById("triage");
+      // A running triage updates itself; a note being written must not be wiped.
+      if (busy || document.hidden || (box && box.getAttribute("data-live") === "true")) { return; }
+      var draft = document.getElementById("note-text");
+      busy = true;
+      fetch(api, { headers: { "Accept": "application/json" }, cache: "no-store" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          if (!data || !changed(holder, data)) { return null; }
+          if (draft && draft.value.trim()) {
+            var notice = document.getElementById("stale-notice");
+            if (notice) { notice.hidden = false; }
+            return null;
+          }
+          return swap();
+        })
+        .catch(function () { /* next time */ })
+        .then(function () { busy = false; });
+    }
+
+    window.setInterval(check, WATCH_MS);
+  }
+
+  function watchNotSeen(box) {
+    // Not a timed reload: the page changes only once the alert has arrived.
+    var api = box.getAttribute("data-api");
+    function check() {
+      fetch(api, { cache: "no-store" }).then(function (response) {
+        if (response.ok) { window.location.reload(); }
+      }).catch(function () { /* next time */ });
+    }
+    window.setInterval(check, WATCH_MS);
+    var now = document.getElementById("check-now");
+    if (now) { now.addEventListener("click", check); }
+  }
+
   function start() {
     var box = document.getElementById("triage");
     if (box) { liveTriage(box); }
+    var holder = document.getElementById("alert");
+    if (holder && holder.getAttribute("data-api")) { watchAlert(holder); }
+    var waiting = document.getElementById("not-seen");
+    if (waiting) { watchNotSeen(waiting); }
   }
 
   if (document.readyState === "loading") {
