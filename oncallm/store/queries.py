@@ -14,7 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, Text, cast, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Text,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -28,6 +40,7 @@ _Columns = TypeVarTuple("_Columns")
 
 # The order of the alert list page: what needs a human now comes first.
 STATUS_ORDER = ("firing", "resolved")
+COUNT_CAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -197,12 +210,6 @@ class AlertListPage:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _rc(path: str) -> ColumnElement[Any]:
-    # Only the few root-cause fields a row shows are read out of the stored result (which
-    # can hold hundreds of evidence items): the database extracts them, not Python.
-    return TriageResult.result[("root_cause", *path.split("."))]
-
-
 def _list_columns() -> Select[Any]:
     return select(
         Occurrence.id,
@@ -217,12 +224,10 @@ def _list_columns() -> Select[Any]:
         Occurrence.annotations["summary"].as_string().label("summary"),
         TriageJob.status.label("triage_status"),
         TriageJob.step.label("triage_step"),
-        _rc("category").as_string().label("rc_category"),
-        _rc("summary").as_string().label("rc_summary"),
-        _rc("confidence").as_float().label("rc_confidence"),
-        _rc("resource.kind").as_string().label("rc_kind"),
-        _rc("resource.namespace").as_string().label("rc_namespace"),
-        _rc("resource.name").as_string().label("rc_name"),
+        # Only the root cause is read out of the stored result (which can hold hundreds of
+        # evidence items), and with one extraction: PostgreSQL's json type re-parses the
+        # whole document for each path it is asked for.
+        TriageResult.result["root_cause"].label("root_cause"),
     ).select_from(
         Occurrence.__table__.outerjoin(
             TriageJob.__table__, TriageJob.occurrence_id == Occurrence.id
@@ -231,15 +236,18 @@ def _list_columns() -> Select[Any]:
 
 
 def _list_row(row: Any, base_url: str) -> dict[str, Any]:
+    found = row.root_cause if isinstance(row.root_cause, dict) else {}
     root_cause = None
-    if row.triage_status == "succeeded" and row.rc_category:
+    if row.triage_status == "succeeded" and isinstance(found.get("category"), str):
+        resource = found.get("resource")
         culprit = None
-        if row.rc_kind and row.rc_name:
-            culprit = {"kind": row.rc_kind, "namespace": row.rc_namespace, "name": row.rc_name}
+        if isinstance(resource, dict) and resource.get("kind") and resource.get("name"):
+            culprit = {k: resource.get(k) for k in ("kind", "namespace", "name")}
+        confidence = found.get("confidence")
         root_cause = {
-            "category": row.rc_category,
-            "summary": row.rc_summary,
-            "confidence": row.rc_confidence,
+            "category": found["category"],
+            "summary": found.get("summary"),
+            "confidence": confidence if isinstance(confidence, int | float) else None,
             "resource": culprit,
         }
     return {
@@ -307,6 +315,18 @@ async def _walk(
     return rows
 
 
+async def _count(conn: AsyncConnection, flt: AlertFilter, status: str) -> int:
+    # Capped: a year of resolved history should not make every page load count it all.
+    # COUNT_CAP + 1 means "more than COUNT_CAP".
+    matching = (
+        _narrowed(select(Occurrence.id), flt, with_status=False)
+        .where(Occurrence.status == status)
+        .limit(COUNT_CAP + 1)
+        .subquery()
+    )
+    return int((await conn.execute(select(func.count()).select_from(matching))).scalar_one())
+
+
 async def list_alerts_firing_first(
     db: Database,
     flt: AlertFilter,
@@ -326,12 +346,7 @@ async def list_alerts_firing_first(
     start_before = ListPosition.decode(before) if before else None
     statuses = [s for s in STATUS_ORDER if not flt.status or s in flt.status]
     async with db.read() as conn:
-        counted = await conn.execute(
-            _narrowed(select(Occurrence.status, func.count()), flt, with_status=False).group_by(
-                Occurrence.status
-            )
-        )
-        counts = dict.fromkeys(STATUS_ORDER, 0) | {s: int(n) for s, n in counted.all()}
+        counts = {s: await _count(conn, flt, s) for s in STATUS_ORDER}
         if start_before is not None:
             rows = await _walk(conn, flt, statuses, start_before, limit + 1, newer=True)
             if len(rows) > limit:
@@ -357,18 +372,29 @@ async def list_alerts_firing_first(
 FILTER_COLUMNS = ("alertname", "severity", "namespace", "cluster")
 
 
+# A "loose index scan": each step jumps to the next larger value in the column's index,
+# so finding N distinct values costs N index probes however many rows share them (a plain
+# DISTINCT reads the whole index). Both SQLite and PostgreSQL stop at the LIMIT.
+_DISTINCT = """
+WITH RECURSIVE v(x) AS (
+  SELECT min({column}) FROM occurrences
+  UNION ALL
+  SELECT (SELECT min({column}) FROM occurrences WHERE {column} > v.x) FROM v WHERE v.x IS NOT NULL
+)
+SELECT x FROM v WHERE x IS NOT NULL LIMIT :limit
+"""
+
+
 async def filter_choices(db: Database, cap: int) -> dict[str, list[str] | None]:
     """The distinct non-empty values of each filterable column, sorted; None for a column
     with more than ``cap`` (a select of hundreds of options helps nobody: offer free text).
-
-    Each is a DISTINCT over that column's own index, stopped after ``cap + 1`` values.
     """
     choices: dict[str, list[str] | None] = {}
     async with db.read() as conn:
-        for name in FILTER_COLUMNS:
-            column: InstrumentedAttribute[Any] = getattr(Occurrence, name)
-            query = select(column).where(column.is_not(None)).distinct().order_by(column)
-            values = [v for (v,) in (await conn.execute(query.limit(cap + 1))).all() if v]
+        for name in FILTER_COLUMNS:  # fixed names: never user input in this SQL
+            query = text(_DISTINCT.format(column=name))
+            found = (await conn.execute(query, {"limit": cap + 2})).scalars().all()
+            values = [v for v in found if v]  # "" sorts first: one spare in the limit
             choices[name] = None if len(values) > cap else values
     return choices
 

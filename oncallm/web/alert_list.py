@@ -12,6 +12,7 @@ this page with a readable message and status 400, not the API's problem+json.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.datastructures import QueryParams
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from oncallm.errors import BadRequest
 from oncallm.state import AppState, app_state
@@ -154,6 +156,21 @@ def lasted(start: datetime, end: datetime | None) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def word_breaks(name: str) -> Markup:
+    """An alertname with a line-break opportunity at each CamelCase word:
+    KubePersistentVolumeFillingUp wraps as words on a phone, not mid-word."""
+    return Markup("<wbr>").join(_WORD_START.split(name))  # join escapes each part
+
+
+def shown_count(n: int) -> str:
+    """Counts stop at queries.COUNT_CAP (counting all of a long history on every load
+    would make the page slow), so more reads as "10,000+"."""
+    return f"{queries.COUNT_CAP:,}+" if n > queries.COUNT_CAP else f"{n:,}"
+
+
 def _utc(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
@@ -163,6 +180,8 @@ def _iso(value: datetime | None) -> str:
 
 
 templates.env.filters["ago"] = ago
+templates.env.filters["count"] = shown_count
+templates.env.filters["word_breaks"] = word_breaks
 templates.env.filters["utc"] = _utc
 templates.env.filters["iso"] = _iso
 templates.env.globals["lasted"] = lasted

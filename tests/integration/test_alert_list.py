@@ -11,6 +11,8 @@ import re
 import httpx
 
 from oncallm.samples import load_sample, sample_cluster
+from oncallm.store.queries import COUNT_CAP
+from oncallm.web.alert_list import shown_count
 from tests.conftest import app_client, make_settings
 from tests.support.payloads import am_alert, am_notification, resolved
 
@@ -86,6 +88,8 @@ async def test_firing_first_then_resolved_each_newest_first(client: httpx.AsyncC
     assert "us / data" in first
     assert '<time datetime="2026-11-26T03:00:00Z" title="2026-11-26 03:00:00 UTC">' in first
     assert "KubePersistentVolumeFillingUp on pg-0" in first  # the summary annotation
+    # A long CamelCase alertname may wrap between its words on a phone, not mid-word.
+    assert ">Kube<wbr>Persistent<wbr>Volume<wbr>Filling<wbr>Up</a>" in first
     assert '<span class="chip resolved">resolved</span>' in resolved_row
     assert "lasted 30 min" in resolved_row
 
@@ -259,6 +263,8 @@ async def test_empty_states_say_what_to_do(client: httpx.AsyncClient) -> None:
     assert "No alerts received yet" in fresh
     assert "- url: http://localhost:8080/api/v1/alerts/alertmanager" in fresh
     assert "Connect Alertmanager" in fresh
+    assert "oncallm alertmanager-config" in fresh
+    assert '<form class="al-filters"' not in fresh  # nothing to filter yet
     await seed(client)
     none = await listing(client, "?namespace=nowhere")
     assert rows(none) == []
@@ -273,3 +279,9 @@ async def test_the_api_searches_the_same_way(client: httpx.AsyncClient) -> None:
     assert [a["fingerprint"] for a in found["items"]] == ["a000000000000005"]
     wildcard = (await client.get("/api/v1/alerts", params={"q": "%"})).json()
     assert wildcard["items"] == []
+
+
+def test_counts_past_the_cap_read_as_more_than() -> None:
+    assert shown_count(1234) == "1,234"
+    assert shown_count(COUNT_CAP) == f"{COUNT_CAP:,}"
+    assert shown_count(COUNT_CAP + 1) == f"{COUNT_CAP:,}+"
