@@ -94,9 +94,7 @@ async def triage_fragment(
     fingerprint: Annotated[str, PathParam(pattern=FINGERPRINT_PATTERN)],
 ) -> HTMLResponse:
     """The triage part of the page alone: what the page's script swaps in as it runs."""
-    alert = await queries.get_alert(state.db, fingerprint, state.base_url)
-    if alert is None:
-        raise NotFound(f"no alert with fingerprint {fingerprint}")
+    alert = await _received(state, fingerprint)
     response = templates.TemplateResponse(request, "_triage.html", _page_context(alert))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -121,12 +119,17 @@ async def note_form(
             (fields.get("author") or [""])[0],
         )
     except BadRequest as exc:
-        alert = await queries.get_alert(state.db, fingerprint, state.base_url)
-        if alert is None:
-            raise NotFound(f"no alert with fingerprint {fingerprint}") from None
+        alert = await _received(state, fingerprint)
         context = _page_context(alert) | {"note_error": exc.detail, "note_text": fields}
         return templates.TemplateResponse(request, "alert.html", context, status_code=400)
     return RedirectResponse(f"/alerts/{fingerprint}#timeline-h", status_code=303)
+
+
+async def _received(state: AppState, fingerprint: str) -> dict[str, Any]:
+    alert = await queries.get_alert(state.db, fingerprint, state.base_url)
+    if alert is None:
+        raise NotFound(f"no alert with fingerprint {fingerprint}")
+    return alert
 
 
 def _page_context(alert: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ side, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -21,13 +23,22 @@ WEBHOOK = "/api/v1/alerts/alertmanager"
 CLUSTERS = {"prod-eu-1": {"snapshot": str(sample_cluster())}}
 
 
-async def test_the_triage_fragment_is_what_the_page_swaps_in(database_url: str) -> None:
+@contextlib.asynccontextmanager
+async def triaged(
+    database_url: str, sample: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
+    """The app on the sample cluster with ``sample`` posted: (client, fingerprint, page)
+    once its triage succeeded; the client stays usable inside the block."""
     settings = make_settings(database_url, kubernetes={"clusters": CLUSTERS})
     async with app_client(settings) as client:
-        payload = load_sample("02-oom.json")
+        payload = load_sample(sample)
         fingerprint = payload["alerts"][0]["fingerprint"]
         await client.post(WEBHOOK, json=payload)
-        page = await page_once_triaged(client, fingerprint)
+        yield client, fingerprint, await page_once_triaged(client, fingerprint)
+
+
+async def test_the_triage_fragment_is_what_the_page_swaps_in(database_url: str) -> None:
+    async with triaged(database_url, "02-oom.json") as (client, fingerprint, page):
         fragment = await client.get(f"/alerts/{fingerprint}/triage")
         missing = await client.get("/alerts/00000000000000ff/triage")
     assert fragment.status_code == 200
@@ -44,11 +55,8 @@ async def test_the_triage_fragment_is_what_the_page_swaps_in(database_url: str) 
 
 
 async def test_every_claim_links_to_evidence_that_is_on_the_page(database_url: str) -> None:
-    settings = make_settings(database_url, kubernetes={"clusters": CLUSTERS})
-    async with app_client(settings) as client:
-        payload = load_sample("01-crashloop.json")
-        await client.post(WEBHOOK, json=payload)
-        page = await page_once_triaged(client, payload["alerts"][0]["fingerprint"])
+    async with triaged(database_url, "01-crashloop.json") as (_client, _fingerprint, page):
+        pass
     rests_on = page.split('class="rests-on"', 1)[1].split("</p>", 1)[0]
     targets = re.findall(r'href="#(ev-[^"]+)"', rests_on)
     assert targets
@@ -61,12 +69,7 @@ async def test_every_claim_links_to_evidence_that_is_on_the_page(database_url: s
 
 
 async def test_commands_are_copyable_and_recommendations_ranked(database_url: str) -> None:
-    settings = make_settings(database_url, kubernetes={"clusters": CLUSTERS})
-    async with app_client(settings) as client:
-        payload = load_sample("02-oom.json")
-        fingerprint = payload["alerts"][0]["fingerprint"]
-        await client.post(WEBHOOK, json=payload)
-        page = await page_once_triaged(client, fingerprint)
+    async with triaged(database_url, "02-oom.json") as (client, fingerprint, page):
         detail = (await client.get(f"/api/v1/alerts/{fingerprint}")).json()
     recs = detail["triage"]["result"]["recommendations"]
     first_command = recs[0]["commands"][0] if recs[0]["commands"] else None
@@ -127,16 +130,12 @@ async def test_the_notes_api_adds_to_the_timeline(client: httpx.AsyncClient) -> 
 
 
 async def test_a_resolved_alert_gets_an_incident_summary(database_url: str) -> None:
-    settings = make_settings(database_url, kubernetes={"clusters": CLUSTERS})
-    async with app_client(settings) as client:
-        payload = load_sample("02-oom.json")
-        fingerprint = payload["alerts"][0]["fingerprint"]
-        await client.post(WEBHOOK, json=payload)
-        firing = await page_once_triaged(client, fingerprint)
+    async with triaged(database_url, "02-oom.json") as (client, fingerprint, firing):
         await client.post(
             f"/api/v1/alerts/{fingerprint}/notes",
             json={"text": "Raised the limit to 384Mi", "author": "sam"},
         )
+        payload = load_sample("02-oom.json")
         await client.post(WEBHOOK, json=resolved(payload, "2026-11-26T03:47:00Z"))
         page = (await client.get(f"/alerts/{fingerprint}")).text
     assert "Incident summary" not in firing
