@@ -15,22 +15,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.datastructures import QueryParams
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from oncallm.errors import BadRequest
 from oncallm.state import AppState, app_state
 from oncallm.store import queries
+from oncallm.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -128,34 +126,6 @@ def parse_list_request(params: QueryParams) -> ListRequest:
     return ListRequest(flt, limit, after, before)
 
 
-def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """'12 min ago' — how an on-call engineer reads a start time at a glance."""
-    if value is None:
-        return ""
-    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
-    if seconds < 60:
-        return "just now"  # also absorbs small clock skew between Alertmanager and us
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min ago"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours} h ago"
-    return f"{hours // 24} d ago"
-
-
-def lasted(start: datetime, end: datetime | None) -> str:
-    if end is None:
-        return ""
-    minutes = max(int((end - start).total_seconds()) // 60, 0)
-    if minutes < 60:
-        return f"{minutes} min" if minutes else "under a minute"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} d {hours % 24} h"
-
-
 _WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -171,20 +141,8 @@ def shown_count(n: int) -> str:
     return f"{queries.COUNT_CAP:,}+" if n > queries.COUNT_CAP else f"{n:,}"
 
 
-def _utc(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
-
-
-def _iso(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
-
-
-templates.env.filters["ago"] = ago
 templates.env.filters["count"] = shown_count
 templates.env.filters["word_breaks"] = word_breaks
-templates.env.filters["utc"] = _utc
-templates.env.filters["iso"] = _iso
-templates.env.globals["lasted"] = lasted
 
 
 def _choices(available: list[str] | None, selected: tuple[str, ...], name: str) -> list[str] | None:

@@ -7,7 +7,6 @@ refreshes itself: the notification can reach a phone before the webhook reaches 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -15,7 +14,6 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from oncallm import __version__
 from oncallm.errors import BadRequest, NotFound, UnsupportedMediaType
@@ -33,35 +31,13 @@ from oncallm.web.presenters import (
     ordered_recommendations,
     triage_steps,
 )
+from oncallm.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC_DIR = Path(__file__).parent / "static"
 FORM = "application/x-www-form-urlencoded"
 
 
-def _duration(start: datetime, end: datetime | None) -> str:
-    seconds = int(((end or datetime.now(UTC)) - start).total_seconds())
-    if seconds < 0:
-        return "0s"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [
-        f"{days}d" if days else "",
-        f"{hours}h" if hours else "",
-        f"{minutes}m" if minutes else "",
-    ]
-    text = " ".join(p for p in parts if p)
-    return text or f"{secs}s"
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
-
-
-templates.env.filters["when"] = _when
-templates.env.globals["duration"] = _duration
 templates.env.globals["chart"] = render_chart
 templates.env.globals["legend"] = render_legend
 templates.env.globals["charts_by_id"] = charts_by_id

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from oncallm.triage.context import ERROR_LINE
 from oncallm.web.charts import render_chart, render_legend
+from oncallm.web.templating import span
 
 # The worker's step names (pipeline progress) and the stage each belongs to.
 _STAGE_OF_STEP = {
@@ -156,14 +157,6 @@ def _clock(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "?"
 
 
-def _span(start: datetime, end: datetime | None) -> str:
-    if end is None:
-        return "?"
-    minutes = max(0, round((end - start).total_seconds() / 60))
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
-
-
 def incident_summary(alert: Mapping[str, Any]) -> list[str]:
     """A few sentences on a resolved alert, from what OncallM stored: what fired, what it
     found, what was done, how long it lasted. Empty while the alert fires."""
@@ -173,7 +166,7 @@ def incident_summary(alert: Mapping[str, Any]) -> list[str]:
     start, end = alert["starts_at"], alert.get("ends_at")
     lines = [
         f"{alert['alertname']}{f' ({where})' if where else ''} fired at {_clock(start)} and "
-        f"resolved at {_clock(end)}, after {_span(start, end)}."
+        f"resolved at {_clock(end)}, after {span(start, end) if end else '?'}."
     ]
     triage = alert.get("triage") or {}
     root = (triage.get("result") or {}).get("root_cause")

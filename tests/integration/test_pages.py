@@ -52,7 +52,7 @@ async def test_resolved_alert_page_and_list(client: httpx.AsyncClient) -> None:
     await client.post(WEBHOOK, json=resolved(note, "2026-11-26T03:45:00Z"))
     page = (await client.get("/alerts/9000000000000002")).text
     assert 'class="chip resolved"' in page
-    assert "lasted 45m" in page
+    assert "lasted 45 min" in page
     listing = await client.get("/", follow_redirects=True)
     assert listing.status_code == 200
     assert str(listing.url).endswith("/alerts")
