@@ -1,12 +1,12 @@
 """Fixtures of the browser tests; the pieces and the reasons live in tests/support/browser.py.
 
-- ``chromium`` (session): one headless Debian Chromium for the whole run.
+- ``chromium`` (package): one headless Debian Chromium for the browser tests.
 - ``viewport``: ``"desktop"`` or ``"phone"``; every test taking ``page`` runs at both.
 - ``page``: a fresh page at that viewport with clipboard access; the test fails at
   teardown if the page logged a console error or threw. On failure a screenshot lands
   in ``test-artifacts/screenshots/FAILED-<test>-<viewport>.png``.
 - ``console``: that page's ConsoleLog, to ``allow(regex)`` an error a test expects.
-- ``oncallm_server`` (session): a running ``oncallm serve`` with the sample cluster
+- ``oncallm_server`` (package): a running ``oncallm serve`` with the sample cluster
   (LiveOncallm: ``post_sample``, ``post_webhook``, ``url``, ``link``).
 
 Every test here is marked ``browser`` (``pytest -m browser`` selects them) and runs on
@@ -61,7 +61,9 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+# Package scope: the browser and the server stop when the browser tests are done, instead
+# of idling (the server polls its queue) through the rest of the suite.
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def chromium() -> AsyncIterator[Browser]:
     async with launch_chromium() as browser:
         yield browser
@@ -93,7 +95,7 @@ async def page(
     console.assert_clean()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def oncallm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOncallm]:
     with live_oncallm(tmp_path_factory.mktemp("oncallm-browser")) as server:
         yield server

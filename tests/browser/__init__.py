@@ -1,0 +1,1 @@
+"""Browser end-to-end tests (Playwright on Debian Chromium); see conftest.py."""
