@@ -29,7 +29,11 @@ from oncallm.errors import OncallmError
 WEBHOOK_PATH = "/api/v1/alerts/alertmanager"
 TEMPLATE_FILE = "oncallm.tmpl"
 BASE_URL_FILE = "oncallm-base-url.tmpl"
-TEMPLATE_SOURCE = Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / TEMPLATE_FILE
+# Inside an installed wheel (pyproject's force-include), else the repository's deploy/.
+TEMPLATE_SOURCES = (
+    Path(__file__).resolve().parent / "alertmanager" / TEMPLATE_FILE,
+    Path(__file__).resolve().parents[1] / "deploy" / "alertmanager" / TEMPLATE_FILE,
+)
 
 # Where Alertmanager finds template files: a plain install, and kube-prometheus-stack
 # (its chart mounts `alertmanager.templateFiles` next to the config and loads *.tmpl there).
@@ -115,13 +119,14 @@ def options_from_settings(
 
 
 def template_source() -> str:
-    """The shipped deploy/alertmanager/oncallm.tmpl."""
+    """The shipped oncallm.tmpl (deploy/alertmanager/ in the repository)."""
+    found = next((path for path in TEMPLATE_SOURCES if path.is_file()), TEMPLATE_SOURCES[-1])
     try:
-        return TEMPLATE_SOURCE.read_text(encoding="utf-8")
+        return found.read_text(encoding="utf-8")
     except OSError as exc:
         raise OncallmError(
-            f"cannot read the Alertmanager templates {TEMPLATE_SOURCE}: {exc.strerror}; "
-            "they ship in the OncallM repository under deploy/alertmanager/"
+            f"cannot read the Alertmanager templates {found}: {exc.strerror}; "
+            "they ship in the OncallM package and in the repository under deploy/alertmanager/"
         ) from exc
 
 
