@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from oncallm.config_metrics import MetricsSettings
 from oncallm.sources.metrics import MetricsError, MetricsSource, Series
 from oncallm.triage.context import Gap, TriageContext
 from oncallm.triage.metric_queries import MetricQuery
@@ -46,6 +47,18 @@ class MetricWindow:
         seconds = (end - start).total_seconds() / ANALYSIS_POINTS
         step = timedelta(seconds=max(MIN_STEP_SECONDS, math.ceil(seconds)))
         return cls(start, end, step)
+
+    @classmethod
+    def of_alert(
+        cls, starts_at: datetime, now: datetime, settings: MetricsSettings
+    ) -> MetricWindow:
+        """The window ``metrics.lookback_minutes`` before to ``after_minutes`` after."""
+        return cls.around(
+            starts_at,
+            now,
+            before=timedelta(minutes=settings.lookback_minutes),
+            after=timedelta(minutes=settings.after_minutes),
+        )
 
 
 @dataclass(frozen=True)

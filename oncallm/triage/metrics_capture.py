@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +93,7 @@ async def capture_metrics(
             ctx = await gather(
                 cluster, alert, resolve_targets(alert.labels), GatherLimits(), "snapshot"
             )
-            window = MetricWindow.around(
-                alert.starts_at,
-                ctx.now,
-                before=timedelta(minutes=settings.lookback_minutes),
-                after=timedelta(minutes=settings.after_minutes),
-            )
+            window = MetricWindow.of_alert(alert.starts_at, ctx.now, settings)
             for query in plan(ctx):
                 asks = [(query.key, query.promql)]
                 if query.limit_promql is not None:

@@ -10,7 +10,6 @@ that fails becomes gaps on the triage; the triage goes on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,12 +63,7 @@ class MetricsStep:
         queries = plan(ctx)
         if not queries:
             return ctx
-        window = MetricWindow.around(
-            ctx.alert.starts_at,
-            ctx.now,
-            before=timedelta(minutes=self.settings.lookback_minutes),
-            after=timedelta(minutes=self.settings.after_minutes),
-        )
+        window = MetricWindow.of_alert(ctx.alert.starts_at, ctx.now, self.settings)
         signals, gaps = await read_metrics(source, queries, window)
         return with_metrics(ctx, signals, gaps)
 
