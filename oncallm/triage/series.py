@@ -450,13 +450,13 @@ def describe(summary: SeriesSummary, unit: str, limit_name: str = "limit") -> st
         if abs(s.last - step.after) <= 0.25 * abs(step.after - step.before):
             text = (
                 f"flat at {fmt(s.last)} for {format_duration(s.end - step.at)} after a step "
-                f"{way} from {fmt(step.before)} at {_clock(step.at)}"
+                f"{way} from {fmt(step.before)} at {clock(step.at)}"
             )
         else:
             moved = "rose" if s.last > step.after else "fell"
             text = (
                 f"stepped {way} from {fmt(step.before)} to {fmt(step.after)} at "
-                f"{_clock(step.at)}, then {moved} to {fmt(s.last)}"
+                f"{clock(step.at)}, then {moved} to {fmt(s.last)}"
             )
         if len(s.steps) > 1:
             text += f" ({len(s.steps)} level shifts)"
@@ -476,7 +476,7 @@ def describe(summary: SeriesSummary, unit: str, limit_name: str = "limit") -> st
         text = ""
     if s.spikes:
         top = max(s.spikes, key=lambda x: x.value - x.baseline)
-        spiked = f"spiked from ~{fmt(top.baseline)} to {fmt(top.value)} at {_clock(top.at)}"
+        spiked = f"spiked from ~{fmt(top.baseline)} to {fmt(top.value)} at {clock(top.at)}"
         if len(s.spikes) > 1:
             spiked += f" ({len(s.spikes)} spikes)"
         text = f"{text}; {spiked}" if text else spiked
@@ -513,7 +513,7 @@ def _scaled(value: float, base: int, names: Sequence[str], sep: str) -> str:
     return f"{'-' if value < 0 else ''}{_num(magnitude)}{sep}{names[i]}".rstrip()
 
 
-def _clock(ts: float) -> str:
+def clock(ts: float) -> str:
     try:
         return datetime.fromtimestamp(ts, UTC).strftime("%H:%M UTC")
     except (OverflowError, OSError, ValueError):  # a timestamp no calendar has

@@ -14,7 +14,7 @@ the analyzer puts in its summary; None when the metrics were not read or say not
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from statistics import median
 from typing import Literal
 
@@ -23,7 +23,13 @@ from oncallm.sources.metrics import Series
 from oncallm.triage.context import TriageContext
 from oncallm.triage.evidence import EvidenceLedger
 from oncallm.triage.metric_signals import MetricSignal
-from oncallm.triage.series import SeriesSummary, format_duration, format_value, summarise
+from oncallm.triage.series import (
+    SeriesSummary,
+    clock,
+    format_duration,
+    format_value,
+    summarise,
+)
 
 RECENT_SECONDS = 15 * 60  # "now" on a graph: the last quarter hour of the window
 THROTTLED = 0.25  # kube-prometheus' CPUThrottlingHigh fires above 25 % of periods
@@ -77,7 +83,6 @@ class MemoryProfile:
     kind: Kind
     sentence: str
     evidence: str
-    growth_per_hour: float | None = None
 
 
 def memory_profile(
@@ -116,19 +121,19 @@ def memory_profile(
     verdict = _memory_verdict(life, series, signal.limit, signal.query.unit, heap_allows)
     if verdict is None:
         return None
-    kind, sentence, per_hour = verdict
+    kind, sentence = verdict
     if life.resets:
         restarts = len(life.resets)
         sentence += f"; {restarts} restart{'s' if restarts > 1 else ''} in the window"
     # The excerpt says what OncallM read off the graph, not a second, generic summary.
     who = f" (pod={series.labels['pod']})" if series.labels.get("pod") else ""
     evidence = cite(ledger, signal, series, life, excerpt=f"{signal.query.title}{who}: {sentence}")
-    return MemoryProfile(kind, sentence, evidence, per_hour)
+    return MemoryProfile(kind, sentence, evidence)
 
 
 def _memory_verdict(
     life: SeriesSummary, series: Series, limit: float, unit: str, heap_allows: bool
-) -> tuple[Kind, str, float | None] | None:
+) -> tuple[Kind, str] | None:
     span = life.segment_end - life.segment_start  # the killed instance's life in the window
     limit_text = format_value(limit, unit)
     reached = life.max >= NEAR_LIMIT * limit
@@ -140,18 +145,17 @@ def _memory_verdict(
             f"(+{format_value(per_hour, unit)}/h) until it hit the {limit_text} limit"
         )
         if heap_allows:
-            return "climb", f"{climb}, as its heap setting allows", per_hour
+            return "climb", f"{climb}, as its heap setting allows"
         if span < LEAK_MIN_SECONDS:
             # Minutes from start to limit: what it needs, not what it loses over time.
-            return "climb", f"{climb}, within minutes of starting: it needs more", None
-        return "leak", f"{climb} — a leak, not a spike", per_hour
+            return "climb", f"{climb}, within minutes of starting: it needs more"
+        return "leak", f"{climb} — a leak, not a spike"
     if life.mean >= NEAR_LIMIT * limit and life.trend == "flat":
         return (
             "at-limit",
             f"memory sat at {format_value(life.mean, unit)}, {life.mean / limit:.0%} of the "
             f"{limit_text} limit, for {format_duration(span)}: the limit is below what it "
             "normally needs",
-            None,
         )
     jump = _jump(life, series, limit)
     if jump is None:
@@ -160,8 +164,7 @@ def _memory_verdict(
     return (
         "spike",
         f"memory was steady near {format_value(level, unit)} ({level / limit:.0%} of the "
-        f"{limit_text} limit) and jumped at {_clock(at)} — a sudden spike, not a leak",
-        None,
+        f"{limit_text} limit) and jumped at {clock(at)} — a sudden spike, not a leak",
     )
 
 
@@ -189,10 +192,6 @@ def _jump(life: SeriesSummary, series: Series, limit: float) -> tuple[float, flo
     if high is not None and level < low and steady:
         return high[0], level
     return None
-
-
-def _clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M UTC")
 
 
 # --- CPU throttling ---------------------------------------------------------------------
@@ -231,7 +230,7 @@ def throttling(
     since = next((s.at for s in summary.steps if s.after > s.before), None)
     sentence = f"{ratio:.0%} of its CPU periods were throttled over the last 15 min"
     if since is not None:
-        sentence += f" (since {_clock(since)}; before, {summary.steps[0].before:.0%})"
+        sentence += f" (since {clock(since)}; before, {summary.steps[0].before:.0%})"
     usage_ratio = None
     cpu = ctx.metric("cpu", workload, container)
     if cpu is not None and cpu.limit:
@@ -281,7 +280,7 @@ def saturation(
                 at_max = series.points[-1][0] - start
                 parts.append(
                     f"at {replicas.limit:.0f} of {replicas.limit:.0f} replicas since "
-                    f"{_clock(start)} ({format_duration(at_max)})"
+                    f"{clock(start)} ({format_duration(at_max)})"
                 )
                 evidence.append(cite(ledger, replicas, series, summary))
     cpu_ratio = None
@@ -311,10 +310,7 @@ def saturation(
 
 @dataclass(frozen=True)
 class Filling:
-    used: float
-    capacity: float
     ratio: float
-    per_hour: float | None
     full_in_seconds: float | None
     sentence: str
     evidence: str
@@ -359,7 +355,7 @@ def filling(
             sentence += (
                 " — full now" if full_in <= 0 else f" — full in about {format_duration(full_in)}"
             )
-    found = Filling(summary.last, capacity, ratio, per_hour, full_in, sentence, "")
+    found = Filling(ratio, full_in, sentence, "")
     if only_urgent and not found.urgent:
         return None
     return replace(found, evidence=cite(ledger, signal, series, summary))
