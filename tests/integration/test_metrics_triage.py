@@ -229,14 +229,8 @@ async def test_metrics_captured_into_a_snapshot_replay_the_same_triage_offline(
     live = await _triage(snapshot, prometheus.url, ALERTS["memory"])
     copy = tmp_path / "incident"
     shutil.copytree(snapshot, copy)
-    payload = tmp_path / "alert.json"
-    payload.write_text(json.dumps(am_notification(_webhook_alert(ALERTS["memory"]))))
 
-    done = subprocess.run(
-        [sys.executable, "-m", "oncallm", "snapshot", "metrics", str(copy), "--alert",
-         str(payload), "--prometheus", prometheus.url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = _snapshot_metrics(copy, tmp_path, "--prometheus", prometheus.url)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("wrote ")
     files = sorted(p.name for p in (copy / "metrics").glob("*.json"))
@@ -254,16 +248,23 @@ async def test_metrics_captured_into_a_snapshot_replay_the_same_triage_offline(
 
 
 def test_snapshot_metrics_without_a_prometheus_says_so(snapshot: Path, tmp_path: Path) -> None:
-    payload = tmp_path / "alert.json"
+    done = _snapshot_metrics(snapshot, tmp_path)
+    assert done.returncode == 2
+    assert "pass --prometheus or set metrics.prometheus.url" in done.stderr
+
+
+def _snapshot_metrics(
+    snapshot: Path, workdir: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``oncallm snapshot metrics`` for the memory alert, with no ONCALLM_* configuration."""
+    payload = workdir / "alert.json"
     payload.write_text(json.dumps(am_notification(_webhook_alert(ALERTS["memory"]))))
-    done = subprocess.run(
-        [sys.executable, "-m", "oncallm", "snapshot", "metrics", str(snapshot), "-a",
-         str(payload)],
+    return subprocess.run(
+        [sys.executable, "-m", "oncallm", "snapshot", "metrics", str(snapshot),
+         "--alert", str(payload), *options],
         capture_output=True, text=True, timeout=120, check=False,
         env={k: v for k, v in os.environ.items() if not k.startswith("ONCALLM_")},
     )  # fmt: skip
-    assert done.returncode == 2
-    assert "pass --prometheus or set metrics.prometheus.url" in done.stderr
 
 
 def _webhook_alert(alert: AlertInput) -> dict[str, Any]:
